@@ -1,0 +1,192 @@
+"""The `clipgate` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clipgate.errors import ClipgateError, ConfigurationError, FeedbackError, InputError
+from clipgate.feedback import parse_clip_numbers
+from clipgate.mp4_cli import add_mp4_commands
+
+if TYPE_CHECKING:
+    from clipgate.notion.gateway import NotionConfig
+
+# Commands import what they need when they run: `clipgate mp4` and `parse-feedback`
+# start in a fraction of the time the database, cloud and Prefect libraries take.
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from deployments.demo import run_demo
+
+    flags = parse_clip_numbers(args.flag) if args.flag.strip() else []
+    if not flags:
+        raise FeedbackError("--flag needs at least one clip number, e.g. --flag 5,12,17")
+    return run_demo(Path(args.workdir), flags, args.interactive, args.json, sys.stdout)
+
+
+def _notion_config() -> NotionConfig:
+    from blocks import load_run_settings
+
+    notion = load_run_settings().notion
+    if notion is None:
+        raise ConfigurationError(
+            "Notion is not configured: set CLIPGATE_NOTION__TOKEN and "
+            "CLIPGATE_NOTION__TASKS_DATABASE_ID (or CLIPGATE_NOTION_BLOCK to a saved block)"
+        )
+    return notion
+
+
+def _notion_init(args: argparse.Namespace) -> int:
+    from clipgate.notion.gateway import NotionGateway
+    from clipgate.notion.schema import create_videos_database
+
+    config = _notion_config()
+    videos = create_videos_database(NotionGateway(config), args.parent, config.tasks_database_id)
+    print(f"created the Videos database {videos}, related both ways to Tasks")
+    print(f"set CLIPGATE_NOTION__VIDEOS_DATABASE_ID={videos} and run `clipgate setup` again")
+    return 0
+
+
+def _notion_doctor(_args: argparse.Namespace) -> int:
+    from clipgate.notion.gateway import NotionGateway
+    from clipgate.notion.schema import schema_problems
+
+    config = _notion_config()
+    problems, _workspace = schema_problems(
+        NotionGateway(config), config.tasks_database_id, config.videos_database_id
+    )
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print("Tasks and Videos databases are ready for clipgate")
+    return 0
+
+
+def _setup(_args: argparse.Namespace) -> int:
+    from clipgate.settings import load_settings
+    from deployments.setup import concurrency_limits, ensure_concurrency_limits, save_blocks
+
+    settings = load_settings()
+    for saved in save_blocks(settings):
+        print(f"saved block {saved}")
+    ensure_concurrency_limits(concurrency_limits(settings))
+    print("global concurrency limits are in place")
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    from clipgate.settings import load_settings
+    from clipgate.wiring import build_store
+    from flows.resume import answer_review, waiting_review_key
+
+    row = build_store(load_settings()).project(args.project)
+    if row is None or row.flow_run_id is None:
+        raise InputError(f"no flow run is recorded for project {args.project!r}")
+    if waiting_review_key(row.flow_run_id) is None:
+        raise InputError(f"project {args.project}'s run is not waiting for a review right now")
+    answer: dict[str, object] = {"decision": "approve", "reviewer": args.reviewer}
+    if args.flag:
+        clips = parse_clip_numbers(args.flag)
+        answer = {
+            "decision": "flag",
+            "clips": clips,
+            "notes": [{"clip": number, "note": args.flag} for number in clips],
+            "reviewer": args.reviewer,
+        }
+    if not answer_review(row.flow_run_id, answer):
+        raise InputError("the run is still storing its review form; try again in a second")
+    print(f"answered review round {row.review_round} of {args.project}: {answer['decision']}")
+    return 0
+
+
+def _costs(args: argparse.Namespace) -> int:
+    from clipgate.gate import costs
+    from clipgate.settings import load_settings
+    from clipgate.wiring import build_store
+
+    report = costs(build_store(load_settings()), args.project)
+    if args.json:
+        print(report.model_dump_json())
+        return 0
+    print(
+        f"project {report.project_id}: {report.generations} generations, "
+        f"spent ${report.spent_usd:.2f}"
+    )
+    print(
+        f"remaking only flagged clips kept {report.clips_kept_by_reviews} clips, "
+        f"saving ${report.saved_usd:.2f} against remaking all 18 each round"
+    )
+    return 0
+
+
+def _parse_feedback(args: argparse.Namespace) -> int:
+    print(json.dumps(parse_clip_numbers(args.text)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clipgate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the review gate on sample stills")
+    demo.add_argument("--flag", default="5,12,17", help="clips the first review flags")
+    demo.add_argument("--workdir", default="clipgate-demo", help="where the demo writes")
+    demo.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    demo.add_argument(
+        "--interactive", action="store_true", help="wait for a person to use the resume form"
+    )
+    demo.set_defaults(handler=_demo)
+
+    feedback = commands.add_parser(
+        "parse-feedback", help="print the clip numbers a reviewer's note names"
+    )
+    feedback.add_argument("text")
+    feedback.set_defaults(handler=_parse_feedback)
+
+    review = commands.add_parser("review", help="answer a project's waiting review")
+    review.add_argument("project", help="the project id")
+    decision = review.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--approve", action="store_true", help="approve every clip")
+    decision.add_argument("--flag", help='the clips to make again, e.g. "clips 5-8, 12"')
+    review.add_argument("--reviewer", default="", help="who is reviewing")
+    review.set_defaults(handler=_review)
+
+    spend = commands.add_parser("costs", help="what a project's clips cost and saved")
+    spend.add_argument("project", help="the project id")
+    spend.add_argument("--json", action="store_true", help="print one JSON object")
+    spend.set_defaults(handler=_costs)
+
+    notion = commands.add_parser("notion", help="set up and check the Notion databases")
+    notion_commands = notion.add_subparsers(dest="notion_command", required=True)
+    init = notion_commands.add_parser("init", help="create the Videos database")
+    init.add_argument("--parent", required=True, help="id of the page to create it under")
+    init.set_defaults(handler=_notion_init)
+    doctor = notion_commands.add_parser("doctor", help="check both databases' properties")
+    doctor.set_defaults(handler=_notion_doctor)
+
+    setup = commands.add_parser(
+        "setup", help="save Blocks from the environment and create concurrency limits"
+    )
+    setup.set_defaults(handler=_setup)
+    add_mp4_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ClipgateError as error:
+        print(f"clipgate: {error}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

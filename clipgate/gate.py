@@ -1,0 +1,376 @@
+"""The review gate's bookkeeping: rounds, statuses, decisions, all idempotent.
+
+Every function here can run again after a crash, a retry or a suspended run that
+restarts from the top, and leaves the database as one run would have: a step that
+already happened for a round is skipped, never repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from sqlmodel import Session, select
+
+from clipgate.clips import ProducedClip
+from clipgate.errors import InputError
+from clipgate.models import CLIP_COUNT, ClipKey, ReviewDecision, VideoProject
+from clipgate.states import Status, check_transition
+from clipgate.store import ClipRow, ProjectRow, ReviewEventRow, Store, as_utc, utc_now
+
+
+def register_project(store: Store, project: VideoProject, flow_run_id: str | None) -> None:
+    """Create the project (status queued, round 1) if new, and note which run drives it."""
+    with store.session() as session:
+        row = session.get(ProjectRow, project.project_id, with_for_update=True)
+        if row is None:
+            now = utc_now()
+            row = ProjectRow(
+                project_id=project.project_id,
+                channel=project.channel,
+                status=Status.QUEUED,
+                created_at=now,
+                updated_at=now,
+            )
+        elif row.channel != project.channel:
+            raise InputError(
+                f"project {project.project_id} belongs to channel {row.channel!r}, "
+                f"not {project.channel!r}; use a new project id for another channel"
+            )
+        if flow_run_id:
+            row.flow_run_id = flow_run_id
+        session.add(row)
+        session.commit()
+
+
+def clips_to_make(store: Store, project: VideoProject, review_round: int) -> list[ClipKey]:
+    """The clip keys round `review_round` needs: all 18 first, then the ones flagged last round.
+
+    Attempts are derived from the recorded decisions, so a rerun computes the same keys.
+    """
+    flagged_in = {
+        event.review_round: event.clips
+        for event in store.review_events(project.project_id)
+        if event.decision == "flag"
+    }
+    if review_round == 1:
+        numbers = list(range(1, CLIP_COUNT + 1))
+    else:
+        numbers = sorted(flagged_in.get(review_round - 1, []))
+    keys = []
+    for number in numbers:
+        earlier_flags = sum(
+            1
+            for round_number, clips in flagged_in.items()
+            if round_number < review_round and number in clips
+        )
+        keys.append(
+            ClipKey(
+                project_id=project.project_id,
+                channel=project.channel,
+                number=number,
+                attempt=1 + earlier_flags,
+            )
+        )
+    return keys
+
+
+def start_generation(store: Store, project_id: str, review_round: int) -> None:
+    """queued -> generating_video for this round; nothing if the round is past that."""
+    with store.session() as session:
+        row = _locked_project(session, project_id)
+        if row.review_round == review_round and row.status == Status.QUEUED:
+            _move(row, Status.GENERATING_VIDEO)
+            session.add(row)
+            session.commit()
+
+
+def finish_generation(
+    store: Store, project_id: str, review_round: int, produced: Sequence[ProducedClip]
+) -> None:
+    """Record the round's clips and move generating_video -> video_ready, starting the review."""
+    with store.session() as session:
+        row = _locked_project(session, project_id)
+        if row.review_round != review_round or row.status != Status.GENERATING_VIDEO:
+            return
+        now = utc_now()
+        for clip in produced:
+            session.merge(
+                ClipRow(
+                    project_id=project_id,
+                    number=clip.number,
+                    attempt=clip.attempt,
+                    object_key=clip.object_key,
+                    location=clip.location,
+                    url=clip.url,
+                    sha256=clip.sha256,
+                    size_bytes=clip.size_bytes,
+                    duration_s=clip.duration_s,
+                    faststart=clip.faststart,
+                    thumbnail=clip.thumbnail_url,
+                    updated_at=now,
+                )
+            )
+        _move(row, Status.VIDEO_READY)
+        row.review_started_at = now
+        row.review_completed_at = None
+        row.step_metadata = {
+            **row.step_metadata,
+            "video_generation": {
+                "round": review_round,
+                "clips_made": sorted(clip.number for clip in produced),
+                "seconds": round(sum(clip.seconds for clip in produced), 3),
+                "bytes": sum(clip.size_bytes for clip in produced),
+                "finished_at": now.isoformat(),
+            },
+        }
+        session.add(row)
+        session.commit()
+
+
+def record_generation_failures(
+    store: Store, project_id: str, review_round: int, failures: Sequence[str]
+) -> None:
+    """Log clips the generator could not make; the project stays out of Video Ready."""
+    with store.session() as session:
+        row = _locked_project(session, project_id)
+        now = utc_now()
+        row.error_log = [
+            *row.error_log,
+            {
+                "at": now.isoformat(),
+                "round": review_round,
+                "clips": [],
+                "notes": [],
+                "reviewer": "",
+                "message": "Generation failed: " + "; ".join(failures),
+            },
+        ]
+        row.updated_at = now
+        session.add(row)
+        session.commit()
+
+
+def recorded_decision(store: Store, project_id: str, review_round: int) -> ReviewDecision | None:
+    """The decision already recorded for a round (a rerun replays it instead of waiting)."""
+    for event in store.review_events(project_id):
+        if event.review_round == review_round:
+            return ReviewDecision(
+                decision="approve" if event.decision == "approve" else "flag",
+                clips=event.clips,
+                notes=event.notes,
+                reviewer=event.reviewer,
+            )
+    return None
+
+
+def record_decision(
+    store: Store, project_id: str, review_round: int, decision: ReviewDecision, source: str
+) -> None:
+    """End a review round: approve, or flag clips (video_error, logged, then queued again).
+
+    A round's decision is recorded once; a second call for the same round changes nothing.
+    """
+    with store.session() as session:
+        row = _locked_project(session, project_id)
+        already = session.exec(
+            select(ReviewEventRow).where(
+                ReviewEventRow.project_id == project_id,
+                ReviewEventRow.review_round == review_round,
+            )
+        ).first()
+        if already is not None:
+            return
+        now = utc_now()
+        started = as_utc(row.review_started_at)
+        notes = [note.model_dump() for note in decision.notes]
+        session.add(
+            ReviewEventRow(
+                project_id=project_id,
+                review_round=review_round,
+                decision=decision.decision,
+                clips=decision.clips,
+                notes=notes,
+                reviewer=decision.reviewer,
+                source=source,
+                review_started_at=started,
+                decided_at=now,
+                review_seconds=round((now - started).total_seconds(), 3) if started else None,
+            )
+        )
+        row.review_completed_at = now
+        if decision.approved:
+            _move(row, Status.VIDEO_APPROVED)
+            row.failed_clip_numbers = []
+        else:
+            _move(row, Status.VIDEO_ERROR)
+            row.failed_clip_numbers = list(decision.clips)
+            row.error_log = [
+                *row.error_log,
+                _error_log_entry(now.isoformat(), review_round, decision, notes),
+            ]
+            _move(row, Status.QUEUED)
+            row.review_round = review_round + 1
+        session.add(row)
+        session.commit()
+
+
+def start_narration(store: Store, project_id: str) -> None:
+    """video_approved -> generating_audio; nothing if narration already started."""
+    with store.session() as session:
+        row = _locked_project(session, project_id)
+        if row.status == Status.VIDEO_APPROVED:
+            _move(row, Status.GENERATING_AUDIO)
+            session.add(row)
+            session.commit()
+
+
+def finish_narration(store: Store, project_id: str, audio_files: Sequence[str]) -> None:
+    """Note where the narration files are."""
+    with store.session() as session:
+        row = _locked_project(session, project_id)
+        row.step_metadata = {
+            **row.step_metadata,
+            "narration": {"files": list(audio_files), "finished_at": utc_now().isoformat()},
+        }
+        row.updated_at = utc_now()
+        session.add(row)
+        session.commit()
+
+
+class ClipSummary(BaseModel):
+    number: int
+    attempt: int
+    path: str
+    url: str
+    faststart: bool
+    duration_s: float
+
+
+class ProjectSummary(BaseModel):
+    """Where a project stands, for people and for the demo's JSON."""
+
+    project_id: str
+    status: str
+    review_round: int
+    flow_run_id: str | None
+    rounds: list[dict[str, Any]]
+    generations: int
+    clips: list[ClipSummary]
+    narration: list[str]
+    error_log: list[dict[str, Any]]
+
+
+def summarize(store: Store, project_id: str) -> ProjectSummary:
+    row = store.project(project_id)
+    if row is None:
+        raise InputError(f"no video project {project_id!r} in the store")
+    return ProjectSummary(
+        project_id=project_id,
+        status=row.status,
+        review_round=row.review_round,
+        flow_run_id=row.flow_run_id,
+        rounds=[
+            {"decision": event.decision, "clips": event.clips, "reviewer": event.reviewer}
+            for event in store.review_events(project_id)
+        ],
+        generations=len(store.generation_attempts(project_id)),
+        clips=[
+            ClipSummary(
+                number=clip.number,
+                attempt=clip.attempt,
+                path=clip.location,
+                url=clip.url,
+                faststart=clip.faststart,
+                duration_s=clip.duration_s,
+            )
+            for clip in store.clips(project_id)
+        ],
+        narration=row.step_metadata.get("narration", {}).get("files", []),
+        error_log=row.error_log,
+    )
+
+
+class CostReport(BaseModel):
+    """What a project's clips cost, and what partial regeneration saved."""
+
+    project_id: str
+    generations: int
+    spent_usd: float
+    clips_kept_by_reviews: int
+    saved_usd: float
+
+
+def costs(store: Store, project_id: str) -> CostReport:
+    """Spend so far, and the savings of remaking only flagged clips instead of all 18.
+
+    A clip kept through a flag round is one generation not paid for; it is valued at the
+    project's average cost per generation.
+    """
+    if store.project(project_id) is None:
+        raise InputError(f"no video project {project_id!r} in the store")
+    attempts = store.generation_attempts(project_id)
+    spent = sum(attempt.cost_usd for attempt in attempts)
+    per_clip = spent / len(attempts) if attempts else 0.0
+    kept = sum(
+        CLIP_COUNT - len(event.clips)
+        for event in store.review_events(project_id)
+        if event.decision == "flag"
+    )
+    return CostReport(
+        project_id=project_id,
+        generations=len(attempts),
+        spent_usd=round(spent, 4),
+        clips_kept_by_reviews=kept,
+        saved_usd=round(kept * per_clip, 4),
+    )
+
+
+def review_table(store: Store, project_id: str, review_round: int) -> str:
+    """Markdown for the resume form: what to review and how to answer."""
+    clips = store.clips(project_id)
+    lines = [
+        f"## Review round {review_round}: project `{project_id}`",
+        "",
+        "Watch the clips, then **approve** to go on to narration, or **flag** the clips "
+        "to make again (1-18), with a note per clip if you like. Only flagged clips are "
+        "generated again; every other clip is kept.",
+        "",
+        "| Clip | Attempt | Duration | Faststart | Thumbnail | File |",
+        "|---:|---:|---:|:---:|:---:|---|",
+    ]
+    for clip in clips:
+        lines.append(
+            f"| {clip.number} | {clip.attempt} | {clip.duration_s:.1f} s | "
+            f"{'yes' if clip.faststart else 'no'} | ![clip {clip.number}]({clip.thumbnail}) | "
+            f"[{clip.object_key}]({clip.url}) |"
+        )
+    return "\n".join(lines)
+
+
+def _error_log_entry(
+    at: str, review_round: int, decision: ReviewDecision, notes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    clip_list = ", ".join(str(number) for number in decision.clips)
+    return {
+        "at": at,
+        "round": review_round,
+        "clips": decision.clips,
+        "notes": notes,
+        "reviewer": decision.reviewer,
+        "message": f"Regenerate: clips {clip_list}",
+    }
+
+
+def _locked_project(session: Session, project_id: str) -> ProjectRow:
+    row = session.get(ProjectRow, project_id, with_for_update=True)
+    if row is None:
+        raise InputError(f"no video project {project_id!r} in the store; register it first")
+    return row
+
+
+def _move(row: ProjectRow, requested: Status) -> None:
+    check_transition(Status(row.status), requested)
+    row.status = requested
+    row.updated_at = utc_now()

@@ -1,0 +1,1 @@
+"""Notion as the reviewers' surface: Videos rows with playable clips, task status in sync."""

@@ -1,0 +1,63 @@
+"""Bringing Notion in line with the gate's database for one project."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from clipgate.errors import InputError
+from clipgate.notion.gateway import NotionConfig
+from clipgate.notion.surface import ClipForReview, NotionReviewSurface, TaskReviewState
+from clipgate.states import Status
+from clipgate.store import Store, as_utc, utc_now
+
+
+@cache
+def review_surface(config: NotionConfig) -> NotionReviewSurface:
+    """The checked surface for a workspace; checked once per process, before any upload."""
+    return NotionReviewSurface.connect(config)
+
+
+def sync_project(
+    surface: NotionReviewSurface, store: Store, project_id: str, task_page_id: str, upload: bool
+) -> None:
+    """Publish the project's current clips (once it has any) and its review state."""
+    row = store.project(project_id)
+    if row is None:
+        raise InputError(f"no video project {project_id!r} in the store")
+    clips = store.clips(project_id)
+    if clips:
+        surface.publish_clips(
+            task_page_id,
+            [
+                ClipForReview(
+                    number=clip.number,
+                    attempt=clip.attempt,
+                    duration_s=clip.duration_s,
+                    generated_at=as_utc(clip.updated_at) or utc_now(),
+                    url=clip.url,
+                    local_file=Path(clip.location) if upload else None,
+                    upload=upload,
+                )
+                for clip in clips
+            ],
+        )
+    surface.sync_task(
+        task_page_id,
+        TaskReviewState(
+            status=Status(row.status),
+            error_log=[error_log_line(entry) for entry in row.error_log],
+            review_started_at=as_utc(row.review_started_at),
+            review_completed_at=as_utc(row.review_completed_at),
+        ),
+    )
+
+
+def error_log_line(entry: dict[str, Any]) -> str:
+    """One error log entry as the task page shows it."""
+    line = f"[{entry['at']}] round {entry['round']}: {entry['message']}"
+    if entry.get("reviewer"):
+        line += f" (by {entry['reviewer']})"
+    notes = "; ".join(f"clip {note['clip']}: {note['note']}" for note in entry.get("notes", []))
+    return f"{line}. Notes: {notes}" if notes else line

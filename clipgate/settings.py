@@ -1,0 +1,109 @@
+"""Typed settings from the environment (prefix CLIPGATE_), checked when loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clipgate.errors import ConfigurationError
+from clipgate.generators.kling import KlingConfig
+from clipgate.notion.gateway import NotionConfig
+from clipgate.storage.r2 import R2Config
+
+StorageBackend = Literal["local", "r2", "notion"]
+
+
+class Settings(BaseSettings):
+    """Everything clipgate reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CLIPGATE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    home: Path = Field(
+        default=Path(".clipgate"),
+        description="Folder for the database, clips, cached results and narration",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the store; empty means a SQLite file in home",
+    )
+    generator: Literal["local", "kling"] = Field(
+        default="local", description="local: ffmpeg motion from the still; kling: Kling AI"
+    )
+    kling: KlingConfig | None = Field(
+        default=None, description="The Kling account (CLIPGATE_KLING__ACCESS_KEY, ...)"
+    )
+    kling_block: str = Field(
+        default="", description="Name of the KlingAccount block to load Kling from"
+    )
+    kling_concurrency: int = Field(
+        default=5, ge=1, le=100, description="Clips in flight at Kling across all runs"
+    )
+    storage: StorageBackend = Field(
+        default="local", description="Where clips are stored unless channel_storage says else"
+    )
+    channel_storage: dict[str, StorageBackend] = Field(
+        default_factory=dict,
+        description='Per-channel storage as JSON, e.g. {"history": "r2"}',
+    )
+    r2: R2Config | None = Field(
+        default=None, description="The R2 bucket (CLIPGATE_R2__ACCOUNT_ID, ...), if not a block"
+    )
+    r2_block: str = Field(
+        default="", description="Name of the R2Bucket block to load the R2 bucket from"
+    )
+    notion: NotionConfig | None = Field(
+        default=None, description="The Notion workspace (CLIPGATE_NOTION__TOKEN, ...)"
+    )
+    notion_block: str = Field(
+        default="", description="Name of the NotionWorkspace block to load Notion from"
+    )
+    clip_seconds: float = Field(default=10.0, gt=0, le=60)
+    clip_width: int = Field(default=1280, ge=16, le=3840)
+    clip_height: int = Field(default=720, ge=16, le=2160)
+    clip_fps: int = Field(default=25, ge=1, le=60)
+    review_timeout_s: int = Field(default=24 * 3600, ge=1)
+    review_poll_interval_s: int = Field(default=10, ge=1)
+
+    def storage_for(self, channel: str) -> StorageBackend:
+        """The storage backend `channel` uses."""
+        return self.channel_storage.get(channel, self.storage)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'clipgate.db').resolve()}"
+
+    @property
+    def clips_dir(self) -> Path:
+        """Local clip storage: one file per clip key, never overwritten."""
+        return self.home / "clips"
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space for clips being made."""
+        return self.home / "work"
+
+    @property
+    def results_dir(self) -> Path:
+        """Persisted Prefect task results, the per-clip cache."""
+        return self.home / "results"
+
+    @property
+    def narration_dir(self) -> Path:
+        return self.home / "narration"
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment, or stop with a message naming the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"CLIPGATE_{'__'.join(str(part) for part in issue['loc']).upper()}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise ConfigurationError(f"bad clipgate settings: {problems}") from None

@@ -1,0 +1,361 @@
+"""Clips in Cloudflare R2 through its S3 API (boto3), linked for reviewers by a lasting URL.
+
+R2 differs from AWS S3 in ways this module depends on:
+
+- boto3 >= 1.36 streams uploads as aws-chunked bodies with a CRC32 trailer, which R2
+  refuses; the client computes checksums only when an operation requires one.
+- R2 has no ACLs, so none are sent; objects are public only through the bucket's custom
+  domain or its r2.dev address, which is the `public_base_url` links are built on.
+- The S3 API endpoint (`https://<account id>.r2.cloudflarestorage.com`) is not a public
+  URL; a link built on it does not play for a reviewer.
+- R2 honours `If-None-Match: *` on PutObject and CompleteMultipartUpload, so an object is
+  never overwritten even when two runs store the same key at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import mimetypes
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from clipgate.errors import ConfigurationError, StorageError
+from clipgate.models import ClipKey
+from clipgate.storage import StoredObject
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+logger = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+MIN_PART_BYTES = 5 * MIB
+MAX_PART_BYTES = 5 * 1024 * MIB
+MAX_PARTS = 10_000
+PRESIGNED_LINK_LIFETIME = timedelta(days=7)
+"""The longest a SigV4 presigned URL can be valid; reviewers must open links before then."""
+
+CLIP_CONTENT_TYPE = "video/mp4"
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+SHA256_METADATA_KEY = "sha256"
+
+_ACCOUNT_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+_S3_API_HOST_SUFFIX = ".r2.cloudflarestorage.com"
+_CREDENTIAL_CODES = {"403", "AccessDenied", "Forbidden", "InvalidAccessKeyId"}
+_SIGNATURE_CODES = {"SignatureDoesNotMatch"}
+_MISSING_BUCKET_CODES = {"404", "NoSuchBucket", "NotFound"}
+_MISSING_OBJECT_CODES = {"404", "NoSuchKey", "NotFound"}
+_ALREADY_EXISTS_CODES = {"412", "PreconditionFailed"}
+
+
+class R2Config(BaseModel):
+    """Everything needed to reach one R2 bucket; built from the R2 block or by a test."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account_id: str = Field(description="Cloudflare account id (32 hex characters)")
+    access_key_id: str = Field(description="Access Key ID of an R2 API token")
+    secret_access_key: SecretStr = Field(description="Secret Access Key of that R2 API token")
+    bucket: str = Field(description="The bucket clips are stored in")
+    public_base_url: str = Field(
+        default="",
+        description=(
+            "Public address of the bucket that reviewers' links start with: its custom domain "
+            "(https://clips.example.com) or its r2.dev address (https://pub-<hash>.r2.dev)"
+        ),
+    )
+    presigned_links: bool = Field(
+        default=False,
+        description=(
+            "When public_base_url is empty, give reviewers presigned links instead; "
+            "they expire after 7 days"
+        ),
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3 API endpoint; empty means https://<account_id>.r2.cloudflarestorage.com",
+    )
+    multipart_threshold_bytes: int = Field(
+        default=32 * MIB,
+        ge=MIN_PART_BYTES,
+        description="Files larger than this go up in parts",
+    )
+    multipart_part_bytes: int = Field(
+        default=8 * MIB,
+        ge=MIN_PART_BYTES,
+        le=MAX_PART_BYTES,
+        description="Size of every part but the last (R2 needs equal parts of at least 5 MiB)",
+    )
+
+    @property
+    def resolved_endpoint_url(self) -> str:
+        return self.endpoint_url or f"https://{self.account_id}{_S3_API_HOST_SUFFIX}"
+
+
+def build_r2_client(config: R2Config) -> S3Client:
+    """An S3 client for R2 as R2 accepts it: SigV4, region auto, no streaming checksums."""
+    session = boto3.session.Session(
+        aws_access_key_id=config.access_key_id,
+        aws_secret_access_key=config.secret_access_key.get_secret_value(),
+        region_name="auto",
+    )
+    return session.client(
+        "s3",
+        endpoint_url=config.resolved_endpoint_url,
+        config=Config(
+            signature_version="s3v4",
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": "path"},
+            retries={"mode": "standard", "max_attempts": 3},
+        ),
+    )
+
+
+def _configuration_problems(config: R2Config) -> list[str]:
+    problems = [
+        f"set {name}"
+        for name, value in (
+            ("account_id", config.account_id),
+            ("access_key_id", config.access_key_id),
+            ("secret_access_key", config.secret_access_key.get_secret_value()),
+            ("bucket", config.bucket),
+        )
+        if not value.strip()
+    ]
+    if not config.endpoint_url and config.account_id and not _ACCOUNT_ID.match(config.account_id):
+        problems.append(
+            f"account_id {config.account_id!r} is not a Cloudflare account id: copy the "
+            "32-character hex id shown on the dashboard's R2 overview page"
+        )
+    if config.public_base_url:
+        parts = urlsplit(config.public_base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append(
+                f"public_base_url {config.public_base_url!r} is not an http(s) URL: use the "
+                "bucket's custom domain (https://clips.example.com) or its "
+                "https://pub-<hash>.r2.dev address"
+            )
+        elif (parts.hostname or "").endswith(_S3_API_HOST_SUFFIX):
+            problems.append(
+                f"public_base_url {config.public_base_url!r} is R2's S3 API endpoint, which "
+                "reviewers cannot open: use the bucket's custom domain or its "
+                "https://pub-<hash>.r2.dev address"
+            )
+    elif not config.presigned_links:
+        problems.append(
+            "set public_base_url to the bucket's custom domain (https://clips.example.com) or "
+            "its r2.dev address (https://pub-<hash>.r2.dev) so reviewers get links that last; "
+            "or set presigned_links to true to give them presigned links that expire after "
+            f"{PRESIGNED_LINK_LIFETIME.days} days"
+        )
+    return problems
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class R2Storage:
+    """Stores each clip once in an R2 bucket under its object key; never overwrites other bytes.
+
+    Links are `public_base_url + key` and last as long as the object. When the config opts
+    into presigned links instead, `link_lifetime` is set and every `StoredObject.url` expires
+    that long after it was made (at most 7 days); `link()` makes a fresh one.
+    """
+
+    name = "r2"
+
+    def __init__(self, config: R2Config) -> None:
+        problems = _configuration_problems(config)
+        if problems:
+            raise ConfigurationError("R2 storage is not set up: " + "; ".join(problems))
+        self.config = config
+        self.client = build_r2_client(config)
+        self.link_lifetime: timedelta | None = (
+            None if config.public_base_url else PRESIGNED_LINK_LIFETIME
+        )
+
+    def check(self) -> None:
+        """Fail with a ConfigurationError saying what to fix unless the bucket is reachable."""
+        bucket = self.config.bucket
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except ClientError as error:
+            raise self._client_error_as_configuration(error) from error
+        except BotoCoreError as error:
+            raise ConfigurationError(
+                f"cannot reach R2's S3 API at {self.config.resolved_endpoint_url} "
+                f"({type(error).__name__}): check account_id (or endpoint_url) and the network"
+            ) from error
+
+    def store(self, key: ClipKey, clip: Path, sha256: str) -> StoredObject:
+        """Upload a finished clip under its clip key's object key, unless it is already there."""
+        return self.store_file(key.object_key, clip, sha256, CLIP_CONTENT_TYPE)
+
+    def store_file(
+        self, object_key: str, path: Path, sha256: str, content_type: str | None = None
+    ) -> StoredObject:
+        """Upload any file (a thumbnail beside its clip) under `object_key`, unless already there.
+
+        The content type is guessed from the file name when not given.
+        """
+        size = path.stat().st_size
+        if self._already_holds(object_key, size, sha256):
+            logger.info("R2 already holds %s; not sent again", object_key)
+            return self._stored(object_key, size, sha256, uploaded=False)
+        upload_args: dict[str, Any] = {
+            "Bucket": self.config.bucket,
+            "Key": object_key,
+            "ContentType": content_type
+            or mimetypes.guess_type(path.name)[0]
+            or "application/octet-stream",
+            "CacheControl": IMMUTABLE_CACHE_CONTROL,
+            "Metadata": {SHA256_METADATA_KEY: sha256},
+        }
+        try:
+            if size > self.config.multipart_threshold_bytes:
+                self._put_in_parts(path, size, upload_args)
+            else:
+                with path.open("rb") as body:
+                    self.client.put_object(Body=body, IfNoneMatch="*", **upload_args)
+        except ClientError as error:
+            # PreconditionFailed: another run stored this key between our look and our upload.
+            if _error_code(error) in _ALREADY_EXISTS_CODES and self._already_holds(
+                object_key, size, sha256
+            ):
+                return self._stored(object_key, size, sha256, uploaded=False)
+            raise self._client_error_as_storage(error, object_key) from error
+        except BotoCoreError as error:
+            raise StorageError(
+                f"could not upload {object_key} to R2 bucket {self.config.bucket!r}: {error}"
+            ) from error
+        logger.info("stored %s in R2 (%d bytes)", object_key, size)
+        return self._stored(object_key, size, sha256, uploaded=True)
+
+    def link(self, object_key: str) -> str:
+        """The link a reviewer opens; presigned links expire after `link_lifetime`."""
+        if self.config.public_base_url:
+            return f"{self.config.public_base_url.rstrip('/')}/{quote(object_key, safe='/')}"
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.config.bucket, "Key": object_key},
+            ExpiresIn=int(PRESIGNED_LINK_LIFETIME.total_seconds()),
+        )
+
+    def _already_holds(self, object_key: str, size: int, sha256: str) -> bool:
+        """True if the object holds these bytes, False if absent; StorageError if other bytes."""
+        try:
+            head = self.client.head_object(Bucket=self.config.bucket, Key=object_key)
+        except ClientError as error:
+            if _error_code(error) in _MISSING_OBJECT_CODES:
+                return False
+            raise self._client_error_as_storage(error, object_key) from error
+        except BotoCoreError as error:
+            raise StorageError(
+                f"could not look up {object_key} in R2 bucket {self.config.bucket!r}: {error}"
+            ) from error
+        stored_sha256 = head.get("Metadata", {}).get(SHA256_METADATA_KEY)
+        if head["ContentLength"] == size and stored_sha256 == sha256:
+            return True
+        raise self._overwrite_refused(object_key)
+
+    def _put_in_parts(self, path: Path, size: int, upload_args: dict[str, Any]) -> None:
+        # Parts go up one after another: clips are tens of MB and the flow already stores
+        # several clips at once, so threads here would only add memory.
+        part_bytes = max(self.config.multipart_part_bytes, math.ceil(size / MAX_PARTS))
+        bucket, object_key = upload_args["Bucket"], upload_args["Key"]
+        upload_id = self.client.create_multipart_upload(**upload_args)["UploadId"]
+        try:
+            parts: list[CompletedPartTypeDef] = []
+            with path.open("rb") as source:
+                for number, chunk in enumerate(iter(lambda: source.read(part_bytes), b""), 1):
+                    etag = self.client.upload_part(
+                        Bucket=bucket,
+                        Key=object_key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=chunk,
+                    )["ETag"]
+                    parts.append({"PartNumber": number, "ETag": etag})
+            self.client.complete_multipart_upload(
+                Bucket=bucket,
+                Key=object_key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
+            )
+        except BaseException:
+            # Unfinished parts are billed as storage until aborted.
+            try:
+                self.client.abort_multipart_upload(
+                    Bucket=bucket, Key=object_key, UploadId=upload_id
+                )
+            except (ClientError, BotoCoreError):
+                logger.warning("could not abort the unfinished upload of %s", object_key)
+            raise
+
+    def _stored(self, object_key: str, size: int, sha256: str, uploaded: bool) -> StoredObject:
+        return StoredObject(
+            backend=self.name,
+            object_key=object_key,
+            location=f"r2://{self.config.bucket}/{object_key}",
+            url=self.link(object_key),
+            size_bytes=size,
+            sha256=sha256,
+            uploaded=uploaded,
+        )
+
+    def _overwrite_refused(self, object_key: str) -> StorageError:
+        return StorageError(
+            f"R2 bucket {self.config.bucket!r} already holds {object_key} with different bytes "
+            "(size or sha256 metadata differ); stored objects are never overwritten. Delete it "
+            "if it is stale, then rerun."
+        )
+
+    def _client_error_as_configuration(self, error: ClientError) -> ConfigurationError:
+        code = _error_code(error)
+        bucket, account = self.config.bucket, self.config.account_id
+        if code in _SIGNATURE_CODES:
+            fix = "secret_access_key is wrong: paste the Secret Access Key of the R2 API token"
+        elif code in _CREDENTIAL_CODES:
+            fix = (
+                f"access_key_id or secret_access_key is wrong, or the API token may not use "
+                f"bucket {bucket!r}: give an R2 API token with Object Read & Write on that "
+                f"bucket, created in account {account!r}"
+            )
+        elif code in _MISSING_BUCKET_CODES:
+            fix = (
+                f"bucket {bucket!r} does not exist in account {account!r}: create it "
+                f"(wrangler r2 bucket create {bucket}) or fix bucket / account_id"
+            )
+        else:
+            fix = "check account_id, bucket and the API token"
+        return ConfigurationError(f"R2 refused access to bucket {bucket!r} ({code}): {fix}")
+
+    def _client_error_as_storage(
+        self, error: ClientError, object_key: str
+    ) -> ConfigurationError | StorageError:
+        code = _error_code(error)
+        if code in _CREDENTIAL_CODES | _SIGNATURE_CODES | {"NoSuchBucket"}:
+            return self._client_error_as_configuration(error)
+        return StorageError(
+            f"R2 refused {object_key} in bucket {self.config.bucket!r} ({code}); rerun to retry"
+        )
+
+
+def r2_storage(config: R2Config) -> R2Storage:
+    """R2 storage for a channel, checked against the bucket before the first clip is made."""
+    storage = R2Storage(config)
+    storage.check()
+    return storage

@@ -1,0 +1,195 @@
+"""The gate's state and audit trail in SQL (SQLModel): SQLite by default, PostgreSQL by URL.
+
+Everything that must survive a flow run lives here: project status, review rounds,
+which attempt each clip is at, every generation attempt and every review decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, UniqueConstraint, event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+
+from clipgate.errors import ConfigurationError
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+class ProjectRow(SQLModel, table=True):
+    """One video project and where it is in the gate."""
+
+    __tablename__ = "video_projects"
+
+    project_id: str = Field(primary_key=True)
+    channel: str
+    status: str
+    review_round: int = 1
+    error_log: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    failed_clip_numbers: list[int] = Field(default_factory=list, sa_column=Column(JSON))
+    step_metadata: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    review_started_at: datetime | None = _timestamp()
+    review_completed_at: datetime | None = _timestamp()
+    flow_run_id: str | None = None
+    created_at: datetime | None = _timestamp()
+    updated_at: datetime | None = _timestamp()
+
+
+class ClipRow(SQLModel, table=True):
+    """The current, stored version of one clip of a project."""
+
+    __tablename__ = "clips"
+
+    project_id: str = Field(primary_key=True)
+    number: int = Field(primary_key=True)
+    attempt: int
+    object_key: str
+    location: str
+    url: str
+    sha256: str
+    size_bytes: int
+    duration_s: float
+    faststart: bool
+    thumbnail: str = ""
+    updated_at: datetime | None = _timestamp()
+
+
+class GenerationAttemptRow(SQLModel, table=True):
+    """One run of the video generator for one clip key."""
+
+    __tablename__ = "generation_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    clip_key: str = Field(unique=True)
+    project_id: str = Field(index=True)
+    clip_number: int
+    attempt: int
+    generator: str
+    external_task_id: str = ""
+    seconds: float
+    file: str
+    sha256: str
+    cost_usd: float = 0.0
+    created_at: datetime | None = _timestamp()
+
+
+class ReviewEventRow(SQLModel, table=True):
+    """The decision that ended one review round: the audit trail."""
+
+    __tablename__ = "review_events"
+    __table_args__ = (UniqueConstraint("project_id", "review_round"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: str = Field(index=True)
+    review_round: int
+    decision: str
+    clips: list[int] = Field(default_factory=list, sa_column=Column(JSON))
+    notes: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    reviewer: str = ""
+    source: str = ""
+    review_started_at: datetime | None = _timestamp()
+    decided_at: datetime | None = _timestamp()
+    review_seconds: float | None = None
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without a zone; every timestamp we write is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+class Store:
+    """A handle on the database; sessions are short and opened per operation."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def project(self, project_id: str) -> ProjectRow | None:
+        with self.session() as session:
+            return session.get(ProjectRow, project_id)
+
+    def clips(self, project_id: str) -> list[ClipRow]:
+        with self.session() as session:
+            query = select(ClipRow).where(ClipRow.project_id == project_id)
+            return list(session.exec(query.order_by(col(ClipRow.number))))
+
+    def review_events(self, project_id: str) -> list[ReviewEventRow]:
+        with self.session() as session:
+            query = select(ReviewEventRow).where(ReviewEventRow.project_id == project_id)
+            return list(session.exec(query.order_by(col(ReviewEventRow.review_round))))
+
+    def generation_attempts(self, project_id: str) -> list[GenerationAttemptRow]:
+        with self.session() as session:
+            query = select(GenerationAttemptRow).where(
+                GenerationAttemptRow.project_id == project_id
+            )
+            return list(session.exec(query.order_by(col(GenerationAttemptRow.id))))
+
+    def record_generation(self, attempt: GenerationAttemptRow) -> None:
+        """Record a generator run; a rerun of the same clip key replaces its record."""
+        with self.session() as session:
+            existing = session.exec(
+                select(GenerationAttemptRow).where(
+                    GenerationAttemptRow.clip_key == attempt.clip_key
+                )
+            ).first()
+            if existing is not None:
+                attempt.id = existing.id
+                session.merge(attempt)
+            else:
+                session.add(attempt)
+            session.commit()
+
+
+def _normalised_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+@cache
+def open_store(url: str) -> Store:
+    """The store at `url`, its tables created if missing; one engine per URL per process."""
+    url = _normalised_url(url)
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        SQLModel.metadata.create_all(engine)
+    except Exception as error:
+        raise ConfigurationError(
+            f"cannot open the clipgate database ({engine.url.render_as_string()}): {error}. "
+            "Check CLIPGATE_DATABASE_URL and that the database server is running."
+        ) from None
+    return Store(engine)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    # WAL lets the demo read progress while flow threads write.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,90 @@
+"""The review gate: make 18 clips, wait for a human, remake only what they flag, narrate."""
+
+from __future__ import annotations
+
+from prefect import flow, pause_flow_run, unmapped
+from prefect.futures import PrefectFutureList
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from clipgate.clips import ProducedClip
+from clipgate.errors import GenerationError
+from clipgate.gate import ProjectSummary
+from clipgate.models import ClipKey, ReviewDecision, VideoProject
+from clipgate.settings import Settings, load_settings
+from flows.narration import narration
+from tasks.clips import produce_clip
+from tasks.publish import check_review_surface, publish_review
+from tasks.review import (
+    ReviewInput,
+    clips_to_make,
+    finish_generation,
+    record_decision,
+    record_generation_failures,
+    recorded_decision,
+    register_project,
+    review_table,
+    start_generation,
+    summarize,
+)
+
+
+@flow(name="video-review", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
+def video_review(project: VideoProject) -> ProjectSummary:
+    """Run the gate for one video project until a reviewer approves, then narrate."""
+    settings = load_settings()
+    produce = produce_clip.with_options(result_storage=settings.results_dir.resolve())
+    check_review_surface(project)
+    register_project(project, flow_run.get_id())
+    review_round = 1
+    while True:
+        keys = clips_to_make(project, review_round)
+        start_generation(project.project_id, review_round)
+        futures = produce.map(project=unmapped(project), key=keys)
+        produced = made_or_reported(project.project_id, review_round, keys, futures)
+        finish_generation(project.project_id, review_round, produced)
+        publish_review(project)
+        decision = recorded_decision(project.project_id, review_round)
+        if decision is None:
+            decision = wait_for_review(project.project_id, review_round, settings)
+            record_decision(project.project_id, review_round, decision, source="prefect")
+            publish_review(project)
+        if decision.approved:
+            break
+        review_round += 1
+    narration(project)
+    return summarize(project.project_id)
+
+
+def made_or_reported(
+    project_id: str,
+    review_round: int,
+    keys: list[ClipKey],
+    futures: PrefectFutureList[ProducedClip],
+) -> list[ProducedClip]:
+    """Wait for every clip; if any failed, log each failure and stop short of Video Ready."""
+    futures.wait()
+    made: list[ProducedClip] = []
+    failures: list[str] = []
+    for key, future in zip(keys, futures, strict=True):
+        outcome = future.result(raise_on_failure=False)
+        if isinstance(outcome, ProducedClip):
+            made.append(outcome)
+        else:
+            failures.append(f"clip {key.number} attempt {key.attempt}: {outcome}")
+    if failures:
+        record_generation_failures(project_id, review_round, failures)
+        raise GenerationError(f"{len(failures)} clip(s) could not be made: " + "; ".join(failures))
+    return made
+
+
+def wait_for_review(project_id: str, review_round: int, settings: Settings) -> ReviewDecision:
+    """Pause until a reviewer answers the resume form for this round."""
+    form = ReviewInput.with_initial_data(description=review_table(project_id, review_round))
+    answer = pause_flow_run(
+        wait_for_input=form,
+        timeout=settings.review_timeout_s,
+        poll_interval=settings.review_poll_interval_s,
+        key=f"review-{review_round}",
+    )
+    return ReviewDecision.model_validate(answer.model_dump())

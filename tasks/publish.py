@@ -1,0 +1,39 @@
+"""Tasks that keep the reviewers' surface (Notion) in line with the gate."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
+
+from blocks import load_run_settings
+from clipgate.models import VideoProject
+from clipgate.notion.sync import review_surface, sync_project
+from clipgate.wiring import build_store
+
+NOTION_LIMIT = "clipgate-notion"
+
+
+@task(cache_policy=NO_CACHE)
+def check_review_surface(project: VideoProject) -> None:
+    """Stop before any clip is made if the project's Notion set-up is wrong."""
+    settings = load_run_settings()
+    if settings.notion is not None and project.notion_page_id:
+        review_surface(settings.notion)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30)
+def publish_review(project: VideoProject) -> None:
+    """Show the project's clips and review state in Notion, if the project lives there."""
+    settings = load_run_settings()
+    if settings.notion is None or not project.notion_page_id:
+        return
+    # One publisher at a time across processes keeps the workspace under Notion's rate.
+    with concurrency(NOTION_LIMIT, occupy=1, strict=True):
+        sync_project(
+            review_surface(settings.notion),
+            build_store(settings),
+            project.project_id,
+            project.notion_page_id,
+            upload=settings.storage_for(project.channel) == "notion",
+        )

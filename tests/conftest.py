@@ -1,0 +1,57 @@
+"""Shared fixtures: one real Prefect server per session, small clips, a fresh home per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.settings import PREFECT_API_URL
+from prefect.testing.utilities import prefect_test_harness
+
+from clipgate.models import VideoProject
+from clipgate.samples import make_sample_project
+from clipgate.settings import Settings, load_settings
+
+SMALL_CLIPS = {
+    "CLIPGATE_CLIP_SECONDS": "1",
+    "CLIPGATE_CLIP_WIDTH": "160",
+    "CLIPGATE_CLIP_HEIGHT": "90",
+    "CLIPGATE_CLIP_FPS": "10",
+    "CLIPGATE_REVIEW_POLL_INTERVAL_S": "1",
+    "CLIPGATE_REVIEW_TIMEOUT_S": "600",
+}
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url() -> Iterator[str]:
+    """A real Prefect server (SQLite, random port) for the whole test session."""
+    with prefect_test_harness(server_startup_timeout=180):
+        url = PREFECT_API_URL.value()
+        assert url
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings for small, fast clips in a fresh home folder."""
+    monkeypatch.setenv("CLIPGATE_HOME", str(tmp_path / "home"))
+    for name, value in SMALL_CLIPS.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def stills_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of sample stills shared by every test."""
+    return tmp_path_factory.mktemp("stills")
+
+
+@pytest.fixture
+def project(stills_dir: Path) -> VideoProject:
+    """A fresh 18-clip project on small sample stills."""
+    made, _manifest = make_sample_project(
+        stills_dir, f"test-{uuid.uuid4().hex[:10]}", width=160, height=90
+    )
+    return made

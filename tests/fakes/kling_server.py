@@ -1,0 +1,419 @@
+"""A local Kling AI image2video API on 127.0.0.1, for tests and benchmarks.
+
+It speaks Kling's HTTP API over a real socket: HS256 JWT auth (signature, nbf, exp),
+`POST /v1/videos/image2video`, `GET /v1/videos/image2video/{task_id}`,
+`GET /v1/videos/image2video?external_task_id=...`, answers in Kling's envelope
+`{"code", "message", "request_id", "data"}` with Kling's error codes, and serves each
+result as a real MP4 made once with the ffmpeg from the imageio-ffmpeg wheel.
+
+A task takes `task_seconds` and holds one concurrency slot until it ends; submitting past
+`concurrency_limit` answers 1303, past `rate_limit_per_s` creations in the last second
+answers 1302. Tests can make tasks fail, report arrears, or script the next answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass
+from functools import cache
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+import imageio_ffmpeg
+
+PATH = "/v1/videos/image2video"
+RESULTS_PATH = "/results/"
+
+
+@cache
+def sample_mp4() -> bytes:
+    """A 1 s 160x90 H.264 MP4, made once per process."""
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "sample.mp4"
+        subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                *("-hide_banner", "-loglevel", "error", "-y"),
+                *("-f", "lavfi", "-i", "testsrc=size=160x90:rate=10", "-t", "1"),
+                *("-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "+faststart"),
+                str(target),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return target.read_bytes()
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A task the fake accepted (and the account paid for)."""
+
+    task_id: str
+    external_task_id: str
+    model_name: str
+    mode: str
+    duration: str
+    prompt: str
+    negative_prompt: str
+    image_bytes: int
+
+
+@dataclass
+class _Task:
+    submission: Submission
+    submitted_at: float
+    finish_at: float
+    failure: str
+
+    def status(self, now: float) -> str:
+        if now >= self.finish_at:
+            return "failed" if self.failure else "succeed"
+        return "submitted" if now < self.submitted_at + 0.02 else "processing"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An answer the fake gives to a task creation instead of handling it."""
+
+    http_status: int
+    code: int
+    message: str
+
+
+CONCURRENCY_REFUSAL = Refusal(429, 1303, "parallel task over resource pack limit")
+
+
+class KlingFake:
+    """The state and behaviour of the local Kling; `start()` puts it on a socket."""
+
+    def __init__(
+        self,
+        *,
+        access_key: str = "test-access-key",
+        secret_key: str | None = None,
+        task_seconds: float = 0.1,
+        concurrency_limit: int = 5,
+        rate_limit_per_s: int | None = None,
+    ) -> None:
+        self.access_key = access_key
+        self.secret_key = secret_key or secrets.token_hex(16)
+        self.task_seconds = task_seconds
+        self.concurrency_limit = concurrency_limit
+        self.rate_limit_per_s = rate_limit_per_s
+        self.account_error: int | None = None
+        self.banned_words: set[str] = set()
+        self.failures: dict[str, str] = {}
+        self.video = sample_mp4()
+        self.submissions: list[Submission] = []
+        self.create_answers: Counter[int] = Counter()
+        self.peak_in_flight = 0
+        self._tasks: dict[str, _Task] = {}
+        self._by_external_id: dict[str, str] = {}
+        self._recent_creations: deque[float] = deque()
+        self._refusals: deque[Refusal] = deque()
+        self._stalls: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._server: _KlingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        self._server = _KlingHTTPServer(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def refuse_creations(self, refusal: Refusal, times: int) -> None:
+        """Answer the next `times` task creations with `refusal`, creating nothing."""
+        with self._lock:
+            self._refusals.extend([refusal] * times)
+
+    def stall_creations(self, seconds: float, times: int) -> None:
+        """Create the next `times` tasks, but answer each only after `seconds`."""
+        with self._lock:
+            self._stalls.extend([seconds] * times)
+
+    def create(self, body: Any) -> tuple[int, int, str, Any]:
+        """POST /v1/videos/image2video: (http status, code, message, data)."""
+        with self._lock:
+            refusal = self._refusals.popleft() if self._refusals else None
+            if refusal is None:
+                answer = self._create_locked(body, time.monotonic())
+            else:
+                answer = (refusal.http_status, refusal.code, refusal.message, None)
+            self.create_answers[answer[1]] += 1
+            stall = self._stalls.popleft() if answer[1] == 0 and self._stalls else 0.0
+        if stall:
+            time.sleep(stall)
+        return answer
+
+    def _create_locked(self, body: Any, now: float) -> tuple[int, int, str, Any]:
+        if self.account_error == 1101:
+            return 429, 1101, "Account arrears, please recharge", None
+        if self.account_error == 1102:
+            return 429, 1102, "Resource pack exhausted or expired", None
+        if self.rate_limit_per_s is not None:
+            while self._recent_creations and self._recent_creations[0] <= now - 1.0:
+                self._recent_creations.popleft()
+            if len(self._recent_creations) >= self.rate_limit_per_s:
+                return 429, 1302, "The API request is too fast, please slow down", None
+            self._recent_creations.append(now)
+        problem = _invalid(body)
+        if problem:
+            return 400, 1201, problem, None
+        prompt = str(body.get("prompt") or "")
+        if any(word in prompt.lower() for word in self.banned_words):
+            return 400, 1301, "Failure to pass the risk control system", None
+        external_task_id = str(body.get("external_task_id") or "")
+        if external_task_id and external_task_id in self._by_external_id:
+            return 400, 1201, f"external_task_id {external_task_id} already exists", None
+        if self._count_in_flight(now) >= self.concurrency_limit:
+            return 429, 1303, "parallel task over resource pack limit", None
+        submission = Submission(
+            task_id=uuid.uuid4().hex,
+            external_task_id=external_task_id,
+            model_name=str(body.get("model_name") or "kling-v1"),
+            mode=str(body.get("mode") or "std"),
+            duration=str(body.get("duration") or "5"),
+            prompt=prompt,
+            negative_prompt=str(body.get("negative_prompt") or ""),
+            image_bytes=len(base64.b64decode(body["image"])),
+        )
+        task = _Task(
+            submission=submission,
+            submitted_at=now,
+            finish_at=now + self.task_seconds,
+            failure=self.failures.get(external_task_id, ""),
+        )
+        self._tasks[submission.task_id] = task
+        if external_task_id:
+            self._by_external_id[external_task_id] = submission.task_id
+        self.submissions.append(submission)
+        self.peak_in_flight = max(self.peak_in_flight, self._count_in_flight(now))
+        return 200, 0, "SUCCEED", self._task_data(task, now)
+
+    def query(self, task_id: str | None, external_task_id: str | None) -> tuple[int, int, str, Any]:
+        """GET /v1/videos/image2video/{task_id} or ?external_task_id=..."""
+        with self._lock:
+            if task_id is None and external_task_id is not None:
+                task_id = self._by_external_id.get(external_task_id)
+            task = self._tasks.get(task_id or "")
+            if task is None:
+                return 404, 1203, "task not found", None
+            return 200, 0, "SUCCEED", self._task_data(task, time.monotonic())
+
+    def result(self, task_id: str) -> bytes | None:
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None or task.status(time.monotonic()) != "succeed":
+                return None
+        return self.video
+
+    def _count_in_flight(self, now: float) -> int:
+        return sum(1 for task in self._tasks.values() if task.finish_at > now)
+
+    def _task_data(self, task: _Task, now: float) -> dict[str, Any]:
+        status = task.status(now)
+        submission = task.submission
+        data: dict[str, Any] = {
+            "task_id": submission.task_id,
+            "task_status": status,
+            "task_status_msg": task.failure if status == "failed" else "",
+            "task_info": {"external_task_id": submission.external_task_id},
+            "created_at": int(task.submitted_at * 1000),
+            "updated_at": int(min(now, task.finish_at) * 1000),
+        }
+        if status == "succeed":
+            data["task_result"] = {
+                "videos": [
+                    {
+                        "id": f"video-{submission.task_id}",
+                        "url": f"{self.base_url}{RESULTS_PATH}{submission.task_id}.mp4",
+                        "duration": submission.duration,
+                    }
+                ]
+            }
+        return data
+
+    def check_token(self, authorization: str | None) -> tuple[int, str] | None:
+        """None when the bearer token is valid, else Kling's (code, message)."""
+        if not authorization:
+            return 1001, "Authorization is empty"
+        scheme, _, token = authorization.partition(" ")
+        parts = token.split(".")
+        if scheme != "Bearer" or len(parts) != 3:
+            return 1002, "Authorization is invalid"
+        try:
+            header = json.loads(_unb64url(parts[0]))
+            payload = json.loads(_unb64url(parts[1]))
+            signature = _unb64url(parts[2])
+        except (ValueError, binascii.Error):
+            return 1002, "Authorization is invalid"
+        expected = hmac.new(
+            self.secret_key.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256
+        ).digest()
+        if (
+            not isinstance(header, dict)
+            or header.get("alg") != "HS256"
+            or not isinstance(payload, dict)
+            or payload.get("iss") != self.access_key
+            or not hmac.compare_digest(signature, expected)
+        ):
+            return 1002, "Authorization is invalid"
+        now = time.time()
+        if not isinstance(payload.get("nbf"), int) or payload["nbf"] > now:
+            return 1003, "Authorization is not yet valid"
+        if not isinstance(payload.get("exp"), int) or payload["exp"] <= now:
+            return 1004, "Authorization has expired"
+        return None
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _invalid(body: Any) -> str:
+    """Kling's complaint about a creation request, or '' when it is well formed."""
+    if not isinstance(body, dict):
+        return "request body must be a JSON object"
+    image = body.get("image")
+    if not isinstance(image, str) or not image:
+        return "image is required"
+    if image.startswith("data:"):
+        return "image must be plain base64 without a data: prefix"
+    try:
+        base64.b64decode(image, validate=True)
+    except binascii.Error:
+        return "image is not valid base64"
+    if body.get("mode", "std") not in ("std", "pro"):
+        return "mode must be std or pro"
+    if body.get("duration", "5") not in ("5", "10"):
+        return 'duration must be the string "5" or "10"'
+    external_task_id = body.get("external_task_id", "")
+    if not isinstance(external_task_id, str):
+        return "external_task_id must be a string"
+    return ""
+
+
+class _KlingHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, kling: KlingFake) -> None:
+        super().__init__(("127.0.0.1", 0), _KlingHandler)
+        self.kling = kling
+
+
+class _KlingHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    @property
+    def kling(self) -> KlingFake:
+        assert isinstance(self.server, _KlingHTTPServer)
+        return self.server.kling
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests read the fake's records, not its access log."""
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if urlsplit(self.path).path != PATH:
+            self._answer(404, 1202, "invalid request method or path")
+            return
+        if (refusal := self.kling.check_token(self.headers.get("Authorization"))) is not None:
+            self._answer(401, *refusal)
+            return
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            self._answer(400, 1200, "request body is not JSON")
+            return
+        self._answer(*self.kling.create(body))
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path.startswith(RESULTS_PATH):
+            self._serve_result(url.path.removeprefix(RESULTS_PATH).removesuffix(".mp4"))
+            return
+        if url.path != PATH and not url.path.startswith(f"{PATH}/"):
+            self._answer(404, 1202, "invalid request method or path")
+            return
+        if (refusal := self.kling.check_token(self.headers.get("Authorization"))) is not None:
+            self._answer(401, *refusal)
+            return
+        if url.path == PATH:
+            external_ids = parse_qs(url.query).get("external_task_id")
+            if not external_ids:
+                self._answer(400, 1200, "external_task_id is required")
+                return
+            self._answer(*self.kling.query(None, external_ids[0]))
+            return
+        self._answer(*self.kling.query(url.path.removeprefix(f"{PATH}/"), None))
+
+    def _serve_result(self, task_id: str) -> None:
+        video = self.kling.result(task_id)
+        if video is None:
+            self.send_response(HTTPStatus.NOT_FOUND)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(video)))
+        self.end_headers()
+        self.wfile.write(video)
+
+    def _answer(self, http_status: int, code: int, message: str, data: Any = None) -> None:
+        envelope = {
+            "code": code,
+            "message": message,
+            "request_id": uuid.uuid4().hex,
+            "data": data,
+        }
+        payload = json.dumps(envelope).encode()
+        self.send_response(http_status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)

@@ -1,0 +1,88 @@
+"""The gate with a channel that keeps its clips in R2 (moto's S3 server over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import httpx
+import pytest
+
+from clipgate.models import VideoProject
+from clipgate.settings import Settings, load_settings
+from clipgate.wiring import build_store
+from tests.fakes.moto_server import running_moto_server
+from tests.flow_helpers import FlowInThread, answer, paused_round
+
+ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def r2_channel(
+    settings: Settings, project: VideoProject, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Settings that store the project's channel in a fresh, publicly readable bucket."""
+    with running_moto_server() as endpoint:
+        bucket = f"clips-{uuid.uuid4().hex[:10]}"
+        admin = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="AKIATEST",
+            aws_secret_access_key="admin-secret",  # noqa: S106
+        )
+        admin.create_bucket(Bucket=bucket)
+        public_read = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/*",
+                }
+            ],
+        }
+        admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public_read))
+        public_base_url = f"{endpoint}/{bucket}"
+        monkeypatch.setenv("CLIPGATE_CHANNEL_STORAGE", f'{{"{project.channel}": "r2"}}')
+        monkeypatch.setenv("CLIPGATE_R2__ACCOUNT_ID", ACCOUNT_ID)
+        monkeypatch.setenv("CLIPGATE_R2__ACCESS_KEY_ID", "AKIATEST")
+        monkeypatch.setenv("CLIPGATE_R2__SECRET_ACCESS_KEY", "r2-secret")
+        monkeypatch.setenv("CLIPGATE_R2__BUCKET", bucket)
+        monkeypatch.setenv("CLIPGATE_R2__ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("CLIPGATE_R2__PUBLIC_BASE_URL", public_base_url)
+        yield public_base_url
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_clips_of_an_r2_channel_are_linked_from_the_bucket(
+    r2_channel: str, project: VideoProject
+) -> None:
+    """Every clip and thumbnail is in the bucket, linked by public URL, and plays by range."""
+    settings = load_settings()
+    assert settings.storage_for(project.channel) == "r2"
+    store = build_store(settings)
+    run = FlowInThread(project)
+    run_id = paused_round(store, project.project_id, 1)
+    answer(run_id, {"decision": "approve"})
+    summary = run.finish()
+
+    assert len(summary.clips) == 18
+    for clip in summary.clips:
+        key = f"{project.channel}/{project.project_id}/clip-{clip.number:02d}/attempt-1.mp4"
+        assert clip.url == f"{r2_channel}/{key}"
+        assert clip.path == f"r2://{r2_channel.rsplit('/', 1)[1]}/{key}"
+    first = summary.clips[0]
+    whole = httpx.get(first.url)
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == "video/mp4"
+    ranged = httpx.get(first.url, headers={"Range": "bytes=0-99"})
+    assert ranged.status_code == 206
+    assert ranged.content == whole.content[:100]
+    assert whole.content[4:8] == b"ftyp"
+    thumbnail = httpx.get(first.url.removesuffix(".mp4") + ".jpg")
+    assert thumbnail.status_code == 200
+    assert thumbnail.content[:2] == b"\xff\xd8"
