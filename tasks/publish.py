@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from prefect import task
+from typing import Any
+
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency.sync import concurrency
 
 from blocks import load_run_settings
+from clipgate.errors import NotionError
 from clipgate.models import VideoProject
 from clipgate.notion.sync import review_surface, sync_project
 from clipgate.wiring import build_store
@@ -22,7 +26,17 @@ def check_review_surface(project: VideoProject) -> None:
         review_surface(settings.notion)
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=30)
+def retry_when_notion_failed(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:
+    """Retry when Notion kept failing; a set-up problem will not fix itself."""
+    return isinstance(state.result(raise_on_failure=False), NotionError)
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=30,
+    retry_condition_fn=retry_when_notion_failed,
+)
 def publish_review(project: VideoProject) -> None:
     """Show the project's clips and review state in Notion, if the project lives there."""
     settings = load_run_settings()

@@ -121,7 +121,9 @@ class NotionGateway:
             except APIResponseError as error:
                 if error.status not in _RETRYABLE_STATUSES:
                     raise _explained(what, error) from None
-                applied_maybe = error.status >= 500 and not repeatable
+                # Notion limits before doing any work, so a 429 changed nothing; a 409 or
+                # 5xx may come after the change was made.
+                applied_maybe = error.status != 429 and not repeatable
                 delay = self._delay(attempt, error)
             except (RequestTimeoutError, httpx.TimeoutException, httpx.TransportError) as error:
                 applied_maybe = not repeatable

@@ -24,6 +24,7 @@ SINGLE_PART_LIMIT = 20 * 1024 * 1024
 PART_BYTES = 10 * 1024 * 1024
 TEXT_LIMIT = 2000
 RICH_TEXT_OBJECTS = 100
+UPLOAD_RESTARTS = 8
 
 
 @dataclass(frozen=True)
@@ -158,18 +159,26 @@ class NotionReviewSurface:
         return {"type": "file_upload", "file_upload": {"id": upload_id}, "name": clip.file_name}
 
     def _upload(self, path: Path, name: str) -> str:
+        # An upload left half-sent costs nothing and expires within the hour, so after a
+        # send that may or may not have arrived the upload is simply started again.
+        for _ in range(UPLOAD_RESTARTS):
+            try:
+                return self._upload_once(path, name)
+            except AmbiguousWrite:
+                continue
+        raise NotionError(f"Notion kept failing to take {name}; the run can be retried later")
+
+    def _upload_once(self, path: Path, name: str) -> str:
         size = path.stat().st_size
         client = self.gateway.client.file_uploads
-        # An upload that never gets attached expires within the hour; a repeated create
-        # after an ambiguous failure costs nothing, so it is not looked up.
         if size <= SINGLE_PART_LIMIT:
             upload = self._create_upload(
                 mode="single_part", filename=name, content_type="video/mp4"
             )
             with path.open("rb") as source:
-                self.gateway.read(
-                    f"send {name}", client.send, file_upload_id=upload["id"],
-                    file=(name, source, "video/mp4"),
+                self._finish_step(
+                    upload["id"], f"send {name}", client.send,
+                    file_upload_id=upload["id"], file=(name, source, "video/mp4"),
                 )  # fmt: skip
             return str(upload["id"])
         parts = math.ceil(size / PART_BYTES)
@@ -179,13 +188,27 @@ class NotionReviewSurface:
         with path.open("rb") as source:
             for part_number in range(1, parts + 1):
                 chunk = source.read(PART_BYTES)
-                self.gateway.read(
+                self.gateway.write_once(
                     f"send part {part_number}/{parts} of {name}", client.send,
                     file_upload_id=upload["id"], file=(name, chunk, "video/mp4"),
                     part_number=str(part_number),
                 )  # fmt: skip
-        self.gateway.read(f"complete {name}", client.complete, file_upload_id=upload["id"])
+        self._finish_step(
+            upload["id"], f"complete {name}", client.complete, file_upload_id=upload["id"]
+        )
         return str(upload["id"])
+
+    def _finish_step(self, upload_id: str, what: str, call: Any, **arguments: Any) -> None:
+        """The step that makes an upload `uploaded`; if it may have happened, ask Notion."""
+        try:
+            self.gateway.write_once(what, call, **arguments)
+        except AmbiguousWrite:
+            upload = self.gateway.read(
+                "check an upload", self.gateway.client.file_uploads.retrieve,
+                file_upload_id=upload_id,
+            )  # fmt: skip
+            if upload.get("status") != "uploaded":
+                raise
 
     def _create_upload(self, **arguments: Any) -> dict[str, Any]:
         while True:

@@ -1,0 +1,397 @@
+"""Notion as the review surface, through notion-client against the local Notion over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from notion_client import Client
+from pydantic import SecretStr
+
+from clipgate import gate
+from clipgate.clips import ProducedClip
+from clipgate.errors import ConfigurationError
+from clipgate.models import ReviewDecision, VideoProject
+from clipgate.notion.gateway import NotionConfig, NotionGateway
+from clipgate.notion.schema import create_videos_database, data_source_of, schema_problems
+from clipgate.notion.surface import NotionReviewSurface
+from clipgate.notion.sync import sync_project
+from clipgate.settings import Settings
+from clipgate.store import Store
+from clipgate.wiring import build_store
+from deployments.setup import ensure_concurrency_limits
+from tasks.publish import NOTION_LIMIT
+from tests.fakes.notion_server import FakeNotion, running_fake_notion
+from tests.flow_helpers import FlowInThread, answer, generations, paused_round
+
+
+@dataclass
+class Workspace:
+    """A seeded local Notion: Tasks and Videos databases and one task page."""
+
+    fake: FakeNotion
+    parent_page_id: str
+    config: NotionConfig
+    videos_source: str
+    task_page_id: str
+
+
+def _new_task_page(fake: FakeNotion, tasks_source: str, title: str) -> str:
+    client = Client(auth=fake.token, base_url=fake.base_url)
+    page: Any = client.pages.create(
+        parent={"type": "data_source_id", "data_source_id": tasks_source},
+        properties={
+            "Title": {"title": [{"text": {"content": title}}]},
+            "Status": {"status": {"name": "Queued"}},
+        },
+    )
+    return str(page["id"])
+
+
+@pytest.fixture
+def notion() -> Iterator[Workspace]:
+    """The local Notion with the Tasks database, a Videos database made by init, one task."""
+    with running_fake_notion(fault_delay_s=1.5) as fake:
+        seeded = fake.seed_workspace(token=fake.token)
+        base = NotionConfig(
+            token=SecretStr(fake.token),
+            tasks_database_id=seeded.tasks_database_id,
+            base_url=fake.base_url,
+            requests_per_second=50,
+            timeout_s=1.0,
+        )
+        videos = create_videos_database(
+            NotionGateway(base), seeded.parent_page_id, seeded.tasks_database_id
+        )
+        config = base.model_copy(update={"videos_database_id": videos})
+        yield Workspace(
+            fake=fake,
+            parent_page_id=seeded.parent_page_id,
+            config=config,
+            videos_source=data_source_of(NotionGateway(config), videos, "Videos"),
+            task_page_id=_new_task_page(fake, seeded.tasks_data_source_id, "Video 1"),
+        )
+
+
+def _rows(notion: Workspace) -> dict[int, dict[str, Any]]:
+    """The task's Video rows by clip number; fails on a duplicate."""
+    rows: dict[int, dict[str, Any]] = {}
+    for page in notion.fake.pages_in(notion.videos_source):
+        simple = notion.fake.simple_properties(page["id"])
+        if notion.task_page_id in simple["Task"]:
+            number = int(simple["Clip Number"])
+            assert number not in rows, f"duplicate row for clip {number}"
+            rows[number] = {"id": page["id"], **simple, "page": page}
+    return rows
+
+
+def _attached_bytes(notion: Workspace, row: dict[str, Any]) -> bytes:
+    (attached,) = row["page"]["properties"]["File"]["files"]
+    return notion.fake.uploaded_bytes(notion.fake.upload_id_of_file_url(attached["file"]["url"]))
+
+
+def _assert_rows_match_store(notion: Workspace, store: Store, project_id: str) -> None:
+    rows = _rows(notion)
+    assert sorted(rows) == list(range(1, 19))
+    for clip in store.clips(project_id):
+        row = rows[clip.number]
+        assert row["Attempt"] == clip.attempt
+        assert row["Duration"] == pytest.approx(clip.duration_s, abs=0.01)
+        assert row["Status"] == "generated"
+        assert _attached_bytes(notion, row) == Path(clip.location).read_bytes()
+        videos = [
+            block for block in notion.fake.block_children(row["id"]) if block["type"] == "video"
+        ]
+        assert videos, f"clip {clip.number} has no inline player"
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_run_with_notion_lists_18_playable_rows_and_keeps_them_on_regeneration(
+    notion: Workspace,
+    settings: Settings,
+    project: VideoProject,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """18 rows with their clips attached; flagging 5, 12, 17 updates those rows, adds none."""
+    for name, value in {
+        "TOKEN": notion.config.token.get_secret_value(),
+        "TASKS_DATABASE_ID": notion.config.tasks_database_id,
+        "VIDEOS_DATABASE_ID": notion.config.videos_database_id,
+        "BASE_URL": notion.config.base_url,
+        "REQUESTS_PER_SECOND": "50",
+    }.items():
+        monkeypatch.setenv(f"CLIPGATE_NOTION__{name}", value)
+    monkeypatch.setenv("CLIPGATE_CHANNEL_STORAGE", f'{{"{project.channel}": "notion"}}')
+    ensure_concurrency_limits({NOTION_LIMIT: 1})
+    in_notion = project.model_copy(update={"notion_page_id": notion.task_page_id})
+    store = build_store(settings)
+
+    run = FlowInThread(in_notion)
+    run_id = paused_round(store, project.project_id, 1)
+    _assert_rows_match_store(notion, store, project.project_id)
+    task = notion.fake.simple_properties(notion.task_page_id)
+    assert task["Status"] == "Video Ready"
+    assert task["Review Started"]
+    assert sorted(task["Videos"]) == sorted(row["id"] for row in _rows(notion).values())
+
+    answer(run_id, {"decision": "flag", "clips": [5, 12, 17], "reviewer": "ana"})
+    paused_round(store, project.project_id, 2)
+    _assert_rows_match_store(notion, store, project.project_id)
+    attempts = {number: row["Attempt"] for number, row in _rows(notion).items()}
+    assert {number for number, attempt in attempts.items() if attempt == 2} == {5, 12, 17}
+    task = notion.fake.simple_properties(notion.task_page_id)
+    assert "Regenerate: clips 5, 12, 17 (by ana)" in task["Error Log"]
+
+    answer(run_id, {"decision": "approve"})
+    run.finish()
+    task = notion.fake.simple_properties(notion.task_page_id)
+    assert task["Status"] == "Generating Audio"
+    assert task["Review Completed"]
+    assert "Regenerate: clips 5, 12, 17" in task["Error Log"]
+    assert generations(store, project.project_id) == 21
+
+
+def _stored_clips(tmp_path: Path, number_attempts: dict[int, int]) -> list[ProducedClip]:
+    clips = []
+    for number, attempt in number_attempts.items():
+        path = tmp_path / f"clip-{number:02d}-attempt-{attempt}.mp4"
+        path.write_bytes(f"clip {number} attempt {attempt} ".encode() * 200)
+        clips.append(
+            ProducedClip(
+                number=number,
+                attempt=attempt,
+                object_key=path.name,
+                location=str(path),
+                url=path.as_uri(),
+                sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                size_bytes=path.stat().st_size,
+                duration_s=10.0,
+                faststart=True,
+                thumbnail_url="",
+                generator="local",
+                seconds=0.1,
+            )
+        )
+    return clips
+
+
+def _reviewed_project(store: Store, project: VideoProject, tmp_path: Path) -> None:
+    """A project whose 18 clips are made and waiting for review."""
+    gate.register_project(store, project, None)
+    gate.start_generation(store, project.project_id, 1)
+    gate.finish_generation(
+        store, project.project_id, 1, _stored_clips(tmp_path, dict.fromkeys(range(1, 19), 1))
+    )
+
+
+def test_publishing_converges_through_injected_faults(
+    notion: Workspace, project: VideoProject, tmp_path: Path
+) -> None:
+    """With 20% of requests failing (429, 409, 500, timeouts): 18 rows, none twice."""
+    store = build_store_at(tmp_path)
+    _reviewed_project(store, project, tmp_path)
+    notion.fake.inject_faults(0.2, seed=7)
+    surface = NotionReviewSurface.connect(notion.config)
+    sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
+    _assert_rows_match_store(notion, store, project.project_id)
+
+    gate.record_decision(
+        store, project.project_id, 1, ReviewDecision(decision="flag", clips=[5, 12, 17]), "t"
+    )
+    gate.start_generation(store, project.project_id, 2)
+    gate.finish_generation(
+        store, project.project_id, 2, _stored_clips(tmp_path, {5: 2, 12: 2, 17: 2})
+    )
+    sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
+    notion.fake.inject_faults(0)
+    _assert_rows_match_store(notion, store, project.project_id)
+    assert len(notion.fake.pages_in(notion.videos_source)) == 18
+    assert notion.fake.simple_properties(notion.task_page_id)["Status"] == "Video Ready"
+
+
+def test_a_crash_mid_publish_then_a_rerun_converges(
+    notion: Workspace, project: VideoProject, tmp_path: Path
+) -> None:
+    """Killing the publisher after some uploads, then publishing again: 18 rows, no twins."""
+    store = build_store_at(tmp_path)
+    _reviewed_project(store, project, tmp_path)
+    script = (
+        "import sys\n"
+        "from pydantic import SecretStr\n"
+        "from clipgate.notion.gateway import NotionConfig\n"
+        "from clipgate.notion.surface import NotionReviewSurface\n"
+        "from clipgate.notion.sync import sync_project\n"
+        "from clipgate.store import open_store\n"
+        "config = NotionConfig.model_validate_json(sys.argv[1])\n"
+        "config = config.model_copy(update={'token': SecretStr(sys.argv[2])})\n"
+        "surface = NotionReviewSurface.connect(config)\n"
+        "sync_project(surface, open_store(sys.argv[3]), sys.argv[4], sys.argv[5], upload=True)\n"
+    )
+    slow = notion.config.model_copy(update={"requests_per_second": 10})
+    publisher = subprocess.Popen(
+        [
+            *(sys.executable, "-c", script, slow.model_dump_json()),
+            notion.config.token.get_secret_value(),
+            str(store.engine.url),
+            *(project.project_id, notion.task_page_id),
+        ],
+        env={**os.environ},
+    )
+    rows_before = notion.fake.counts()["POST /v1/pages"]
+
+    def rows_and_sends() -> tuple[int, int]:
+        counts = notion.fake.counts()
+        return counts["POST /v1/pages"] - rows_before, counts["POST /v1/file_uploads/{id}/send"]
+
+    deadline = time.monotonic() + 60
+    # Kill it after a clip's upload has been sent but before its row is created.
+    while time.monotonic() < deadline:
+        rows, sends = rows_and_sends()
+        if rows >= 5 and sends > rows:
+            break
+        time.sleep(0.002)
+    publisher.send_signal(signal.SIGKILL)
+    publisher.wait(10)
+    assert 5 <= len(_rows(notion)) < 18
+
+    sync_project(
+        NotionReviewSurface.connect(notion.config),
+        store,
+        project.project_id,
+        notion.task_page_id,
+        upload=True,
+    )
+    _assert_rows_match_store(notion, store, project.project_id)
+
+
+def test_a_second_publish_with_nothing_new_changes_nothing(
+    notion: Workspace, project: VideoProject, tmp_path: Path
+) -> None:
+    """Publishing again finds the rows with one query and writes nothing."""
+    store = build_store_at(tmp_path)
+    _reviewed_project(store, project, tmp_path)
+    surface = NotionReviewSurface.connect(notion.config)
+    sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
+    before = notion.fake.counts()
+    sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
+    after = notion.fake.counts()
+    assert after - before == {
+        "POST /v1/data_sources/{id}/query": 1,
+        "GET /v1/pages/{id}": 1,
+    }
+
+
+def test_requests_are_paced_under_notions_rate(
+    notion: Workspace, project: VideoProject, tmp_path: Path
+) -> None:
+    """At 3 requests a second from the gateway, Notion's rate limit never answers 429."""
+    store = build_store_at(tmp_path)
+    _reviewed_project(store, project, tmp_path)
+    workspace = NotionReviewSurface.connect(notion.config).workspace
+    notion.fake.set_rate_limit(3, burst=3)
+    paced = NotionGateway(notion.config.model_copy(update={"requests_per_second": 3}))
+    started = len(notion.fake.requests)
+    surface = NotionReviewSurface(paced, workspace)
+    for _ in range(9):
+        surface.sync_task(notion.task_page_id, _task_state(store, project.project_id))
+    answered = [record.status for record in notion.fake.requests[started:]]
+    assert 429 not in answered
+    assert len(answered) >= 9
+
+
+def test_bad_setup_is_reported_before_anything_is_uploaded(notion: Workspace) -> None:
+    """A wrong token, an unshared database, or a missing property stop with what to fix."""
+    wrong_token = notion.config.model_copy(update={"token": SecretStr("ntn_wrong")})
+    with pytest.raises(ConfigurationError, match="refused the integration token") as raised:
+        NotionReviewSurface.connect(wrong_token)
+    assert "ntn_wrong" not in str(raised.value)
+
+    notion.fake.unshare(notion.parent_page_id, notion.fake.token)
+    with pytest.raises(ConfigurationError, match="share the page or database"):
+        NotionReviewSurface.connect(notion.config)
+    notion.fake.share(notion.parent_page_id, notion.fake.token)
+
+    gateway = NotionGateway(notion.config)
+    gateway.read(
+        "drop a property",
+        gateway.client.data_sources.update,
+        data_source_id=notion.videos_source,
+        properties={"Duration": None, "Attempt": {"rich_text": {}}},
+    )
+    problems, workspace = schema_problems(
+        gateway, notion.config.tasks_database_id, notion.config.videos_database_id
+    )
+    assert workspace is None
+    assert problems == [
+        "Videos: property 'Duration' is missing (needs type number)",
+        "Videos: property 'Attempt' is rich_text, needs type number",
+    ]
+    with pytest.raises(ConfigurationError, match="'Duration' is missing"):
+        NotionReviewSurface.connect(notion.config)
+    assert notion.fake.counts()["POST /v1/file_uploads"] == 0
+
+
+def build_store_at(folder: Path) -> Store:
+    """A SQLite store of its own in `folder`."""
+    from clipgate.store import open_store
+
+    return open_store(f"sqlite:///{folder / 'gate.db'}")
+
+
+def _task_state(store: Store, project_id: str) -> Any:
+    from clipgate.notion.surface import TaskReviewState
+    from clipgate.states import Status
+
+    row = store.project(project_id)
+    assert row is not None
+    return TaskReviewState(
+        status=Status(row.status),
+        error_log=[],
+        review_started_at=row.review_started_at,
+        review_completed_at=None,
+    )
+
+
+def test_notion_init_and_doctor_commands(tmp_path: Path) -> None:
+    """`clipgate notion init` builds the Videos database; `doctor` then finds nothing missing."""
+    with running_fake_notion() as fake:
+        seeded = fake.seed_workspace(token=fake.token)
+        env = {
+            **os.environ,
+            "CLIPGATE_HOME": str(tmp_path),
+            "CLIPGATE_NOTION__TOKEN": fake.token,
+            "CLIPGATE_NOTION__TASKS_DATABASE_ID": seeded.tasks_database_id,
+            "CLIPGATE_NOTION__BASE_URL": fake.base_url,
+        }
+
+        def clipgate(*arguments: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "clipgate.cli", *arguments],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+                check=False,
+            )
+
+        missing = clipgate("notion", "doctor")
+        assert missing.returncode == 1
+        assert "run `clipgate notion init --parent PAGE_ID`" in missing.stdout
+
+        made = clipgate("notion", "init", "--parent", seeded.parent_page_id)
+        assert made.returncode == 0, made.stderr
+        videos = made.stdout.split("CLIPGATE_NOTION__VIDEOS_DATABASE_ID=")[1].split()[0]
+        env["CLIPGATE_NOTION__VIDEOS_DATABASE_ID"] = videos
+
+        ready = clipgate("notion", "doctor")
+        assert ready.returncode == 0, ready.stdout + ready.stderr
+        assert "ready for clipgate" in ready.stdout
