@@ -70,13 +70,21 @@ def _notion_doctor(_args: argparse.Namespace) -> int:
 
 def _setup(_args: argparse.Namespace) -> int:
     from clipgate.settings import load_settings
-    from deployments.setup import concurrency_limits, ensure_concurrency_limits, save_blocks
+    from deployments.setup import (
+        WORK_POOL,
+        concurrency_limits,
+        ensure_concurrency_limits,
+        ensure_work_pool,
+        save_blocks,
+    )
 
     settings = load_settings()
     for saved in save_blocks(settings):
         print(f"saved block {saved}")
     ensure_concurrency_limits(concurrency_limits(settings))
     print("global concurrency limits are in place")
+    ensure_work_pool()
+    print(f"process work pool {WORK_POOL!r} is in place")
     return 0
 
 
@@ -102,6 +110,13 @@ def _review(args: argparse.Namespace) -> int:
     if not answer_review(row.flow_run_id, answer):
         raise InputError("the run is still storing its review form; try again in a second")
     print(f"answered review round {row.review_round} of {args.project}: {answer['decision']}")
+    return 0
+
+
+def _serve(_args: argparse.Namespace) -> int:
+    from deployments.serve import serve_deployments
+
+    serve_deployments()
     return 0
 
 
@@ -157,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--reviewer", default="", help="who is reviewing")
     review.set_defaults(handler=_review)
 
+    serve = commands.add_parser("serve", help="serve the gate's deployments from this machine")
+    serve.set_defaults(handler=_serve)
+
     spend = commands.add_parser("costs", help="what a project's clips cost and saved")
     spend.add_argument("project", help="the project id")
     spend.add_argument("--json", action="store_true", help="print one JSON object")
@@ -171,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=_notion_doctor)
 
     setup = commands.add_parser(
-        "setup", help="save Blocks from the environment and create concurrency limits"
+        "setup", help="save Blocks from the environment, create concurrency limits and work pool"
     )
     setup.set_defaults(handler=_setup)
     add_mp4_commands(commands)

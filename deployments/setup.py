@@ -6,6 +6,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import (
     GlobalConcurrencyLimitCreate,
     GlobalConcurrencyLimitUpdate,
+    WorkPoolCreate,
 )
 from prefect.exceptions import ObjectNotFound
 
@@ -41,6 +42,18 @@ def ensure_concurrency_limits(limits: dict[str, int]) -> None:
                 client.update_global_concurrency_limit(
                     name, GlobalConcurrencyLimitUpdate(limit=slots, active=True)
                 )
+
+
+WORK_POOL = "clipgate"
+
+
+def ensure_work_pool(name: str = WORK_POOL) -> None:
+    """The process work pool prefect.yaml deploys to, created if missing."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
 
 
 def save_blocks(settings: Settings) -> list[str]:

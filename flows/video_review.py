@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from prefect import flow, pause_flow_run, unmapped
+from prefect import flow, pause_flow_run, suspend_flow_run, unmapped
 from prefect.futures import PrefectFutureList
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from clipgate.clips import ProducedClip
@@ -29,7 +29,13 @@ from tasks.review import (
 )
 
 
-@flow(name="video-review", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
+# Prefect's stubs type the task runner's futures invariantly, so mypy rejects the runner
+# Prefect documents for this argument.
+@flow(
+    name="video-review",
+    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    persist_result=True,
+)
 def video_review(project: VideoProject) -> ProjectSummary:
     """Run the gate for one video project until a reviewer approves, then narrate."""
     settings = load_settings()
@@ -79,12 +85,21 @@ def made_or_reported(
 
 
 def wait_for_review(project_id: str, review_round: int, settings: Settings) -> ReviewDecision:
-    """Pause until a reviewer answers the resume form for this round."""
+    """Wait until a reviewer answers the resume form for this round.
+
+    A deployed run suspends: its process exits, and on resume the run starts again from
+    the top, where every clip is a cache hit and this wait hands back the answer given.
+    A run started by hand (the demo, a script) pauses and keeps its process.
+    """
     form = ReviewInput.with_initial_data(description=review_table(project_id, review_round))
-    answer = pause_flow_run(
-        wait_for_input=form,
-        timeout=settings.review_timeout_s,
-        poll_interval=settings.review_poll_interval_s,
-        key=f"review-{review_round}",
-    )
+    key = f"review-{review_round}"
+    if deployment.id:
+        answer = suspend_flow_run(wait_for_input=form, timeout=settings.review_timeout_s, key=key)
+    else:
+        answer = pause_flow_run(
+            wait_for_input=form,
+            timeout=settings.review_timeout_s,
+            poll_interval=settings.review_poll_interval_s,
+            key=key,
+        )
     return ReviewDecision.model_validate(answer.model_dump())

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 import socket
 import struct
 import traceback
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from clipgate.storage.r2 import (
     R2Storage,
     r2_storage,
 )
-from tests.fakes.moto_server import running_moto_server
+from tests.fakes.moto_server import create_public_bucket, running_moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -70,21 +68,7 @@ def admin(moto_endpoint: str) -> S3Client:
 @pytest.fixture
 def bucket(admin: S3Client) -> str:
     """A fresh empty bucket anyone may read, as an R2 bucket behind its public address."""
-    name = f"clips-{uuid.uuid4().hex[:12]}"
-    admin.create_bucket(Bucket=name)
-    public_read = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": "*",
-                "Action": "s3:GetObject",
-                "Resource": f"arn:aws:s3:::{name}/*",
-            }
-        ],
-    }
-    admin.put_bucket_policy(Bucket=name, Policy=json.dumps(public_read))
-    return name
+    return create_public_bucket(admin)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterator
 
 import boto3
@@ -13,7 +11,7 @@ import pytest
 from clipgate.models import VideoProject
 from clipgate.settings import Settings, load_settings
 from clipgate.wiring import build_store
-from tests.fakes.moto_server import running_moto_server
+from tests.fakes.moto_server import create_public_bucket, running_moto_server
 from tests.flow_helpers import FlowInThread, answer, paused_round
 
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
@@ -25,7 +23,6 @@ def r2_channel(
 ) -> Iterator[str]:
     """Settings that store the project's channel in a fresh, publicly readable bucket."""
     with running_moto_server() as endpoint:
-        bucket = f"clips-{uuid.uuid4().hex[:10]}"
         admin = boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -33,19 +30,7 @@ def r2_channel(
             aws_access_key_id="AKIATEST",
             aws_secret_access_key="admin-secret",  # noqa: S106
         )
-        admin.create_bucket(Bucket=bucket)
-        public_read = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": "*",
-                    "Action": "s3:GetObject",
-                    "Resource": f"arn:aws:s3:::{bucket}/*",
-                }
-            ],
-        }
-        admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public_read))
+        bucket = create_public_bucket(admin)
         public_base_url = f"{endpoint}/{bucket}"
         monkeypatch.setenv("CLIPGATE_CHANNEL_STORAGE", f'{{"{project.channel}": "r2"}}')
         monkeypatch.setenv("CLIPGATE_R2__ACCOUNT_ID", ACCOUNT_ID)

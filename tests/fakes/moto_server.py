@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from moto.server import ThreadedMotoServer
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 @contextmanager
@@ -18,3 +24,22 @@ def running_moto_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def create_public_bucket(admin: S3Client) -> str:
+    """A fresh empty bucket anyone may read, as an R2 bucket behind its public address."""
+    name = f"clips-{uuid.uuid4().hex[:12]}"
+    admin.create_bucket(Bucket=name)
+    public_read = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{name}/*",
+            }
+        ],
+    }
+    admin.put_bucket_policy(Bucket=name, Policy=json.dumps(public_read))
+    return name

@@ -1,0 +1,121 @@
+"""A deployed review suspends: its process can go away, and another one finishes the run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+
+from clipgate.models import VideoProject
+from clipgate.settings import Settings
+from clipgate.wiring import build_store
+from deployments.serve import VIDEO_REVIEW
+from flows.resume import waiting_review_key
+from tests.flow_helpers import answer, eventually, generations
+
+
+@contextmanager
+def serving(api_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`clipgate serve` in its own process, killed (not stopped politely) on exit."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "clipgate.cli", "serve"],
+        env={**os.environ, "PREFECT_API_URL": api_url},
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield server
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
+
+
+def _state_name(run_id: UUID) -> str | None:
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run_id).state
+    return state.name if state else None
+
+
+def test_a_suspended_review_is_finished_by_another_process(
+    prefect_api_url: str, settings: Settings, project: VideoProject
+) -> None:
+    """Suspend at review, kill the serving process, resume, and a new process finishes it."""
+    store = build_store(settings)
+    with serving(prefect_api_url):
+        eventually(lambda: _deployment_exists(), "the deployment to be served", timeout_s=120)
+        run: FlowRun = run_deployment(  # type: ignore[assignment]
+            f"{VIDEO_REVIEW}/{VIDEO_REVIEW}",
+            parameters={"project": project.model_dump(mode="json")},
+            timeout=0,
+        )
+        run_id = str(run.id)
+        eventually(
+            lambda: waiting_review_key(run_id) == "review-1", "the first review", timeout_s=60
+        )
+        assert _state_name(run.id) == "Suspended"
+    assert generations(store, project.project_id) == 18
+
+    answer(run_id, {"decision": "flag", "clips": [3, 14]})
+    with serving(prefect_api_url):
+        eventually(lambda: waiting_review_key(run_id) == "review-2", "the second review")
+        assert generations(store, project.project_id) == 20
+    answer(run_id, {"decision": "approve"})
+    with serving(prefect_api_url):
+        eventually(lambda: _state_name(run.id) == "Completed", "the run to complete")
+    row = store.project(project.project_id)
+    assert row is not None
+    assert row.status == "generating_audio"
+    assert generations(store, project.project_id) == 20
+    assert [event.decision for event in store.review_events(project.project_id)] == [
+        "flag",
+        "approve",
+    ]
+
+
+def _deployment_exists() -> bool:
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(f"{VIDEO_REVIEW}/{VIDEO_REVIEW}")
+        except Exception:
+            return False
+    return True
+
+
+def test_setup_then_prefect_deploy_all(prefect_api_url: str, tmp_path: Path) -> None:
+    """`clipgate setup` and `prefect deploy --all` put video-review on the process pool."""
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api_url,
+        "CLIPGATE_HOME": str(tmp_path),
+        "PWD": str(root),
+    }
+    setup = subprocess.run(
+        [sys.executable, "-m", "clipgate.cli", "setup"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert setup.returncode == 0, setup.stderr
+    assert "process work pool 'clipgate' is in place" in setup.stdout
+    deploy = subprocess.run(
+        [str(Path(sys.executable).with_name("prefect")), "--no-prompt", "deploy", "--all"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    with get_client(sync_client=True) as client:
+        made = client.read_deployment_by_name(f"{VIDEO_REVIEW}/{VIDEO_REVIEW}")
+        limit = client.read_global_concurrency_limit_by_name("clipgate-notion")
+    assert made.work_pool_name == "clipgate"
+    assert made.entrypoint == "flows/video_review.py:video_review"
+    assert made.pull_steps == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(root)}}
+    ]
+    assert limit.limit == 1
