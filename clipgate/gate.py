@@ -40,6 +40,7 @@ def register_project(store: Store, project: VideoProject, flow_run_id: str | Non
             )
         if flow_run_id:
             row.flow_run_id = flow_run_id
+        row.notion_page_id = project.notion_page_id
         session.add(row)
         session.commit()
 

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     kling_block: str = Field(
         default="", description="Name of the KlingAccount block to load Kling from"
     )
+    regenerate_on_error: list[str] = Field(
+        default_factory=list,
+        description='Channels whose flagged clips are remade as soon as Notion says "Video Error"'
+        ', without waiting for "Queued" (JSON list)',
+    )
     kling_concurrency: int = Field(
         default=5, ge=1, le=100, description="Clips in flight at Kling across all runs"
     )

@@ -43,6 +43,8 @@ class ProjectRow(SQLModel, table=True):
     review_started_at: datetime | None = _timestamp()
     review_completed_at: datetime | None = _timestamp()
     flow_run_id: str | None = None
+    notion_page_id: str = Field(default="", index=True)
+    pending_review: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime | None = _timestamp()
     updated_at: datetime | None = _timestamp()
 
@@ -104,6 +106,15 @@ class ReviewEventRow(SQLModel, table=True):
     review_seconds: float | None = None
 
 
+class PollCursorRow(SQLModel, table=True):
+    """Where a poll of a review surface got to: the next one reads changes since then."""
+
+    __tablename__ = "poll_cursors"
+
+    name: str = Field(primary_key=True)
+    since: datetime | None = _timestamp()
+
+
 def as_utc(moment: datetime | None) -> datetime | None:
     """SQLite hands timestamps back without a zone; every timestamp we write is UTC."""
     if moment is None or moment.tzinfo is not None:
@@ -125,6 +136,30 @@ class Store:
     def project(self, project_id: str) -> ProjectRow | None:
         with self.session() as session:
             return session.get(ProjectRow, project_id)
+
+    def project_by_notion_page(self, page_id: str) -> ProjectRow | None:
+        with self.session() as session:
+            query = select(ProjectRow).where(ProjectRow.notion_page_id == page_id)
+            return session.exec(query).first()
+
+    def set_pending_review(self, project_id: str, pending: dict[str, Any]) -> None:
+        """Keep flags a reviewer set in Notion until they ask for the remake (Queued)."""
+        with self.session() as session:
+            row = session.get(ProjectRow, project_id, with_for_update=True)
+            if row is not None:
+                row.pending_review = pending
+                session.add(row)
+                session.commit()
+
+    def poll_cursor(self, name: str) -> datetime | None:
+        with self.session() as session:
+            row = session.get(PollCursorRow, name)
+            return as_utc(row.since) if row else None
+
+    def set_poll_cursor(self, name: str, since: datetime) -> None:
+        with self.session() as session:
+            session.merge(PollCursorRow(name=name, since=since))
+            session.commit()
 
     def clips(self, project_id: str) -> list[ClipRow]:
         with self.session() as session:

@@ -11,12 +11,22 @@ from typing import cast
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
+from flows.notion_poll import notion_poll
 from flows.video_review import video_review
 
 VIDEO_REVIEW = "video-review"
+NOTION_POLL = "notion-poll"
+POLL_INTERVAL_S = 60
 
 
 def serve_deployments() -> None:
     """Serve every deployment until interrupted."""
-    deployment = cast(RunnerDeployment, video_review.to_deployment(name=VIDEO_REVIEW))
-    serve(deployment, print_starting_message=True)
+    review = video_review.to_deployment(name=VIDEO_REVIEW)
+    poll = notion_poll.to_deployment(
+        name=NOTION_POLL, interval=POLL_INTERVAL_S, concurrency_limit=1
+    )
+    serve(
+        cast(RunnerDeployment, review),
+        cast(RunnerDeployment, poll),
+        print_starting_message=True,
+    )

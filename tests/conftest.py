@@ -13,6 +13,7 @@ from prefect.testing.utilities import prefect_test_harness
 from clipgate.models import VideoProject
 from clipgate.samples import make_sample_project
 from clipgate.settings import Settings, load_settings
+from tests.notion_workspace import Workspace, seeded_notion
 
 SMALL_CLIPS = {
     "CLIPGATE_CLIP_SECONDS": "1",
@@ -55,3 +56,10 @@ def project(stills_dir: Path) -> VideoProject:
         stills_dir, f"test-{uuid.uuid4().hex[:10]}", width=160, height=90
     )
     return made
+
+
+@pytest.fixture
+def notion() -> Iterator[Workspace]:
+    """The local Notion with the Tasks database, a Videos database made by init, one task."""
+    with seeded_notion() as workspace:
+        yield workspace

@@ -8,21 +8,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from notion_client import Client
 from pydantic import SecretStr
 
 from clipgate import gate
 from clipgate.clips import ProducedClip
 from clipgate.errors import ConfigurationError
 from clipgate.models import ReviewDecision, VideoProject
-from clipgate.notion.gateway import NotionConfig, NotionGateway
-from clipgate.notion.schema import create_videos_database, data_source_of, schema_problems
+from clipgate.notion.gateway import NotionGateway
+from clipgate.notion.schema import schema_problems
 from clipgate.notion.surface import NotionReviewSurface
 from clipgate.notion.sync import sync_project
 from clipgate.settings import Settings
@@ -30,68 +27,9 @@ from clipgate.store import Store
 from clipgate.wiring import build_store
 from deployments.setup import ensure_concurrency_limits
 from tasks.publish import NOTION_LIMIT
-from tests.fakes.notion_server import FakeNotion, running_fake_notion
+from tests.fakes.notion_server import running_fake_notion
 from tests.flow_helpers import FlowInThread, answer, generations, paused_round
-
-
-@dataclass
-class Workspace:
-    """A seeded local Notion: Tasks and Videos databases and one task page."""
-
-    fake: FakeNotion
-    parent_page_id: str
-    config: NotionConfig
-    videos_source: str
-    task_page_id: str
-
-
-def _new_task_page(fake: FakeNotion, tasks_source: str, title: str) -> str:
-    client = Client(auth=fake.token, base_url=fake.base_url)
-    page: Any = client.pages.create(
-        parent={"type": "data_source_id", "data_source_id": tasks_source},
-        properties={
-            "Title": {"title": [{"text": {"content": title}}]},
-            "Status": {"status": {"name": "Queued"}},
-        },
-    )
-    return str(page["id"])
-
-
-@pytest.fixture
-def notion() -> Iterator[Workspace]:
-    """The local Notion with the Tasks database, a Videos database made by init, one task."""
-    with running_fake_notion(fault_delay_s=1.5) as fake:
-        seeded = fake.seed_workspace(token=fake.token)
-        base = NotionConfig(
-            token=SecretStr(fake.token),
-            tasks_database_id=seeded.tasks_database_id,
-            base_url=fake.base_url,
-            requests_per_second=50,
-            timeout_s=1.0,
-        )
-        videos = create_videos_database(
-            NotionGateway(base), seeded.parent_page_id, seeded.tasks_database_id
-        )
-        config = base.model_copy(update={"videos_database_id": videos})
-        yield Workspace(
-            fake=fake,
-            parent_page_id=seeded.parent_page_id,
-            config=config,
-            videos_source=data_source_of(NotionGateway(config), videos, "Videos"),
-            task_page_id=_new_task_page(fake, seeded.tasks_data_source_id, "Video 1"),
-        )
-
-
-def _rows(notion: Workspace) -> dict[int, dict[str, Any]]:
-    """The task's Video rows by clip number; fails on a duplicate."""
-    rows: dict[int, dict[str, Any]] = {}
-    for page in notion.fake.pages_in(notion.videos_source):
-        simple = notion.fake.simple_properties(page["id"])
-        if notion.task_page_id in simple["Task"]:
-            number = int(simple["Clip Number"])
-            assert number not in rows, f"duplicate row for clip {number}"
-            rows[number] = {"id": page["id"], **simple, "page": page}
-    return rows
+from tests.notion_workspace import Workspace, notion_rows
 
 
 def _attached_bytes(notion: Workspace, row: dict[str, Any]) -> bytes:
@@ -100,7 +38,7 @@ def _attached_bytes(notion: Workspace, row: dict[str, Any]) -> bytes:
 
 
 def _assert_rows_match_store(notion: Workspace, store: Store, project_id: str) -> None:
-    rows = _rows(notion)
+    rows = notion_rows(notion)
     assert sorted(rows) == list(range(1, 19))
     for clip in store.clips(project_id):
         row = rows[clip.number]
@@ -141,12 +79,12 @@ def test_run_with_notion_lists_18_playable_rows_and_keeps_them_on_regeneration(
     task = notion.fake.simple_properties(notion.task_page_id)
     assert task["Status"] == "Video Ready"
     assert task["Review Started"]
-    assert sorted(task["Videos"]) == sorted(row["id"] for row in _rows(notion).values())
+    assert sorted(task["Videos"]) == sorted(row["id"] for row in notion_rows(notion).values())
 
     answer(run_id, {"decision": "flag", "clips": [5, 12, 17], "reviewer": "ana"})
     paused_round(store, project.project_id, 2)
     _assert_rows_match_store(notion, store, project.project_id)
-    attempts = {number: row["Attempt"] for number, row in _rows(notion).items()}
+    attempts = {number: row["Attempt"] for number, row in notion_rows(notion).items()}
     assert {number for number, attempt in attempts.items() if attempt == 2} == {5, 12, 17}
     task = notion.fake.simple_properties(notion.task_page_id)
     assert "Regenerate: clips 5, 12, 17 (by ana)" in task["Error Log"]
@@ -261,7 +199,7 @@ def test_a_crash_mid_publish_then_a_rerun_converges(
         time.sleep(0.002)
     publisher.send_signal(signal.SIGKILL)
     publisher.wait(10)
-    assert 5 <= len(_rows(notion)) < 18
+    assert 5 <= len(notion_rows(notion)) < 18
 
     sync_project(
         NotionReviewSurface.connect(notion.config),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -18,7 +19,7 @@ from prefect.deployments import run_deployment
 from clipgate.models import VideoProject
 from clipgate.settings import Settings
 from clipgate.wiring import build_store
-from deployments.serve import VIDEO_REVIEW
+from deployments.serve import NOTION_POLL, VIDEO_REVIEW
 from flows.resume import waiting_review_key
 from tests.flow_helpers import answer, eventually, generations
 
@@ -112,6 +113,7 @@ def test_setup_then_prefect_deploy_all(prefect_api_url: str, tmp_path: Path) -> 
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
     with get_client(sync_client=True) as client:
         made = client.read_deployment_by_name(f"{VIDEO_REVIEW}/{VIDEO_REVIEW}")
+        poll = client.read_deployment_by_name(f"{NOTION_POLL}/{NOTION_POLL}")
         limit = client.read_global_concurrency_limit_by_name("clipgate-notion")
     assert made.work_pool_name == "clipgate"
     assert made.entrypoint == "flows/video_review.py:video_review"
@@ -119,3 +121,9 @@ def test_setup_then_prefect_deploy_all(prefect_api_url: str, tmp_path: Path) -> 
         {"prefect.deployments.steps.set_working_directory": {"directory": str(root)}}
     ]
     assert limit.limit == 1
+    assert poll.work_pool_name == "clipgate"
+    assert poll.entrypoint == "flows/notion_poll.py:notion_poll"
+    (schedule,) = poll.schedules
+    assert schedule.schedule.model_dump()["interval"] == timedelta(seconds=60)
+    assert poll.global_concurrency_limit is not None
+    assert poll.global_concurrency_limit.limit == 1

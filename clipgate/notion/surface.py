@@ -96,10 +96,7 @@ class NotionReviewSurface:
             "read the task page", self.gateway.client.pages.retrieve, page_id=task_page_id
         )
         properties = page.get("properties", {})
-        current_log = "".join(
-            part.get("plain_text", "")
-            for part in properties.get("Error Log", {}).get("rich_text", [])
-        )
+        current_log = rich_text_of(properties.get("Error Log", {}))
         new_entries = [entry for entry in state.error_log if entry not in current_log]
         update: dict[str, Any] = {
             "Status": {self.workspace.tasks_status_type: {"name": state.status.label}},
@@ -118,25 +115,74 @@ class NotionReviewSurface:
             properties=update,
         )
 
-    def _rows_by_clip(self, task_page_id: str) -> dict[int, dict[str, Any]]:
-        rows: dict[int, list[dict[str, Any]]] = {}
+    def changed_task_pages(
+        self, labels: Sequence[str], since: datetime | None
+    ) -> list[dict[str, Any]]:
+        """Task pages whose Status is one of `labels`, edited at or after `since`: one query."""
+        kind = self.workspace.tasks_status_type
+        status = {"or": [{"property": "Status", kind: {"equals": label}} for label in labels]}
+        edited: dict[str, Any] = {
+            "timestamp": "last_edited_time",
+            "last_edited_time": {"on_or_after": ""},
+        }
+        query_filter: dict[str, Any] = status
+        if since is not None:
+            edited["last_edited_time"]["on_or_after"] = since.isoformat()
+            query_filter = {"and": [status, edited]}
+        return self._query(self.workspace.tasks_source, query_filter, "find changed tasks")
+
+    def rejected_clips(self, task_page_id: str) -> list[int]:
+        """Clips whose Video row a reviewer set to rejected."""
+        return sorted(
+            number
+            for number, row in self._rows_by_clip(task_page_id).items()
+            if (row["properties"].get("Status", {}).get("select") or {}).get("name") == "rejected"
+        )
+
+    def add_error_log_line(self, task_page_id: str, line: str) -> None:
+        """Append one line to the task's Error Log, once."""
+        page = self.gateway.read(
+            "read the task page", self.gateway.client.pages.retrieve, page_id=task_page_id
+        )
+        current = rich_text_of(page.get("properties", {}).get("Error Log", {}))
+        if line in current:
+            return
+        text = f"{current}\n{line}" if current else line
+        self.gateway.read(
+            "write to the Error Log",
+            self.gateway.client.pages.update,
+            page_id=task_page_id,
+            properties={"Error Log": {"rich_text": _rich_text(text)}},
+        )
+
+    def _query(self, source: str, query_filter: dict[str, Any], what: str) -> list[dict[str, Any]]:
+        pages: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
             answer = self.gateway.read(
-                "find the task's Video rows",
+                what,
                 self.gateway.client.data_sources.query,
-                data_source_id=self.workspace.videos_source,
-                filter={"property": "Task", "relation": {"contains": task_page_id}},
+                data_source_id=source,
+                filter=query_filter,
                 page_size=100,
                 start_cursor=cursor,
             )
-            for page in answer.get("results", []):
-                number = page["properties"].get("Clip Number", {}).get("number")
-                if isinstance(number, int | float):
-                    rows.setdefault(int(number), []).append(page)
+            pages.extend(answer.get("results", []))
             if not answer.get("has_more"):
-                break
+                return pages
             cursor = answer.get("next_cursor")
+
+    def _rows_by_clip(self, task_page_id: str) -> dict[int, dict[str, Any]]:
+        rows: dict[int, list[dict[str, Any]]] = {}
+        found = self._query(
+            self.workspace.videos_source,
+            {"property": "Task", "relation": {"contains": task_page_id}},
+            "find the task's Video rows",
+        )
+        for page in found:
+            number = page["properties"].get("Clip Number", {}).get("number")
+            if isinstance(number, int | float):
+                rows.setdefault(int(number), []).append(page)
         kept: dict[int, dict[str, Any]] = {}
         for number, pages in rows.items():
             oldest, *extra = sorted(pages, key=lambda page: (page["created_time"], page["id"]))
@@ -289,6 +335,11 @@ class NotionReviewSurface:
             if not answer.get("has_more"):
                 return False
             cursor = answer.get("next_cursor")
+
+
+def rich_text_of(value: dict[str, Any]) -> str:
+    """The plain text of a rich_text property value."""
+    return "".join(part.get("plain_text", "") for part in value.get("rich_text", []))
 
 
 def _clip_properties(clip: ClipForReview, file_object: dict[str, Any]) -> dict[str, Any]:
