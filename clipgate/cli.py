@@ -113,6 +113,17 @@ def _review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhook(args: argparse.Namespace) -> int:
+    import logging
+
+    from blocks import load_run_settings
+    from deployments.webhook import receive_forever
+
+    logging.basicConfig(level=logging.INFO)
+    receive_forever(load_run_settings(), args.host, args.port)
+    return 0
+
+
 def _serve(_args: argparse.Namespace) -> int:
     from deployments.serve import serve_deployments
 
@@ -174,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the gate's deployments from this machine")
     serve.set_defaults(handler=_serve)
+
+    webhook = commands.add_parser("webhook", help="receive Notion webhooks and resume runs")
+    webhook.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    webhook.add_argument("--port", type=int, default=8787, help="port to listen on")
+    webhook.set_defaults(handler=_webhook)
 
     spend = commands.add_parser("costs", help="what a project's clips cost and saved")
     spend.add_argument("project", help="the project id")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clipgate.errors import ConfigurationError
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     )
     notion: NotionConfig | None = Field(
         default=None, description="The Notion workspace (CLIPGATE_NOTION__TOKEN, ...)"
+    )
+    notion_webhook_token: SecretStr | None = Field(
+        default=None, description="The verification token Notion signs webhook deliveries with"
     )
     notion_block: str = Field(
         default="", description="Name of the NotionWorkspace block to load Notion from"

@@ -115,6 +115,15 @@ class PollCursorRow(SQLModel, table=True):
     since: datetime | None = _timestamp()
 
 
+class WebhookEventRow(SQLModel, table=True):
+    """A webhook delivery already handled: Notion redelivers, and attackers replay."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: str = Field(primary_key=True)
+    received_at: datetime | None = _timestamp()
+
+
 def as_utc(moment: datetime | None) -> datetime | None:
     """SQLite hands timestamps back without a zone; every timestamp we write is UTC."""
     if moment is None or moment.tzinfo is not None:
@@ -150,6 +159,15 @@ class Store:
                 row.pending_review = pending
                 session.add(row)
                 session.commit()
+
+    def remember_webhook_event(self, event_id: str) -> bool:
+        """Note a delivery; False if it was seen before."""
+        with self.session() as session:
+            if session.get(WebhookEventRow, event_id) is not None:
+                return False
+            session.add(WebhookEventRow(event_id=event_id, received_at=utc_now()))
+            session.commit()
+            return True
 
     def poll_cursor(self, name: str) -> datetime | None:
         with self.session() as session:

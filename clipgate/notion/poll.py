@@ -47,19 +47,43 @@ def read_answers(
     """
     answers = []
     for page in surface.changed_task_pages(WATCHED, since - OVERLAP if since else None):
-        project = store.project_by_notion_page(page["id"])
-        if project is None or project.flow_run_id is None:
-            continue
-        if project.status != Status.VIDEO_READY:
-            continue
-        decision = _decision(surface, store, project, page, project.channel in regenerate_at_once)
-        if decision is not None:
-            answers.append(
-                ReviewAnswer(
-                    project.project_id, project.flow_run_id, project.review_round, decision
-                )
-            )
+        answer = _answer(surface, store, page, regenerate_at_once, "")
+        if answer is not None:
+            answers.append(answer)
     return answers
+
+
+def answer_for_page(
+    surface: NotionReviewSurface,
+    store: Store,
+    page_id: str,
+    regenerate_at_once: frozenset[str],
+    author: str,
+) -> ReviewAnswer | None:
+    """The answer one task page gives its waiting run now, if any (for webhook events)."""
+    if store.project_by_notion_page(page_id) is None:
+        return None
+    page = surface.task_page(page_id)
+    return _answer(surface, store, page, regenerate_at_once, author)
+
+
+def _answer(
+    surface: NotionReviewSurface,
+    store: Store,
+    page: dict[str, Any],
+    regenerate_at_once: frozenset[str],
+    author: str,
+) -> ReviewAnswer | None:
+    project = store.project_by_notion_page(page["id"])
+    if project is None or project.flow_run_id is None:
+        return None
+    if project.status != Status.VIDEO_READY:
+        return None
+    at_once = project.channel in regenerate_at_once
+    decision = _decision(surface, store, project, page, at_once, author)
+    if decision is None:
+        return None
+    return ReviewAnswer(project.project_id, project.flow_run_id, project.review_round, decision)
 
 
 def _decision(
@@ -68,11 +92,12 @@ def _decision(
     project: ProjectRow,
     page: dict[str, Any],
     regenerate_at_once: bool,
+    author: str,
 ) -> dict[str, Any] | None:
     properties = page["properties"]
     status = properties["Status"]
     label = (status.get(status["type"]) or {}).get("name")
-    reviewer = str((page.get("last_edited_by") or {}).get("id", ""))
+    reviewer = author or str((page.get("last_edited_by") or {}).get("id", ""))
     if label == "Video Approved":
         return {"decision": "approve", "reviewer": reviewer}
     pending = (

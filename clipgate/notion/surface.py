@@ -131,6 +131,12 @@ class NotionReviewSurface:
             query_filter = {"and": [status, edited]}
         return self._query(self.workspace.tasks_source, query_filter, "find changed tasks")
 
+    def task_page(self, task_page_id: str) -> dict[str, Any]:
+        page: dict[str, Any] = self.gateway.read(
+            "read the task page", self.gateway.client.pages.retrieve, page_id=task_page_id
+        )
+        return page
+
     def rejected_clips(self, task_page_id: str) -> list[int]:
         """Clips whose Video row a reviewer set to rejected."""
         return sorted(
