@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
+import httpx
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from clipgate.models import VideoProject
-from clipgate.settings import Settings
+from clipgate.notion.webhook import sign
+from clipgate.settings import Settings, load_settings
 from clipgate.wiring import build_store
 from deployments.serve import NOTION_POLL, VIDEO_REVIEW
+from deployments.setup import ensure_concurrency_limits
+from deployments.webhook import WebhookReceiver
+from flows.notion_poll import notion_poll
 from flows.resume import waiting_review_key
+from tasks.publish import NOTION_LIMIT
 from tests.flow_helpers import answer, eventually, generations
+from tests.notion_workspace import Workspace
+
+WEBHOOK_SECRET = "secret_webhook_token"  # noqa: S105
 
 
 @contextmanager
@@ -127,3 +141,85 @@ def test_setup_then_prefect_deploy_all(prefect_api_url: str, tmp_path: Path) -> 
     assert schedule.schedule.model_dump()["interval"] == timedelta(seconds=60)
     assert poll.global_concurrency_limit is not None
     assert poll.global_concurrency_limit.limit == 1
+
+
+def test_deployed_review_answered_in_notion_by_poll_then_webhook(
+    prefect_api_url: str,
+    settings: Settings,
+    project: VideoProject,
+    notion: Workspace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Served and suspended: Video Error + Queued through the poll, approval by webhook."""
+    for name, value in {
+        "TOKEN": notion.config.token.get_secret_value(),
+        "TASKS_DATABASE_ID": notion.config.tasks_database_id,
+        "VIDEOS_DATABASE_ID": notion.config.videos_database_id,
+        "BASE_URL": notion.config.base_url,
+        "REQUESTS_PER_SECOND": "50",
+    }.items():
+        monkeypatch.setenv(f"CLIPGATE_NOTION__{name}", value)
+    monkeypatch.setenv("CLIPGATE_NOTION_WEBHOOK_TOKEN", WEBHOOK_SECRET)
+    monkeypatch.setenv("PREFECT_RUNNER_POLL_FREQUENCY", "1")
+    ensure_concurrency_limits({NOTION_LIMIT: 1})
+    store = build_store(settings)
+    in_notion = project.model_copy(update={"notion_page_id": notion.task_page_id})
+    ana = notion.fake.add_person("Ana")
+
+    def reviewer_sets(**properties: Any) -> None:
+        notion.fake.edit_page_as_person(notion.task_page_id, properties, ana)
+
+    def notion_status() -> str:
+        return str(notion.fake.simple_properties(notion.task_page_id)["Status"])
+
+    with serving(prefect_api_url):
+        eventually(_deployment_exists, "the deployment to be served", timeout_s=120)
+        run: FlowRun = run_deployment(  # type: ignore[assignment]
+            f"{VIDEO_REVIEW}/{VIDEO_REVIEW}",
+            parameters={"project": in_notion.model_dump(mode="json")},
+            timeout=0,
+        )
+        run_id = str(run.id)
+        eventually(lambda: waiting_review_key(run_id) == "review-1", "the first review")
+        eventually(lambda: notion_status() == "Video Ready", "Video Ready in Notion")
+        assert _state_name(run.id) == "Suspended"
+
+        log = "Regenerate: clips 5, 12, 17"
+        reviewer_sets(
+            Status={"status": {"name": "Video Error"}},
+            **{"Error Log": {"rich_text": [{"type": "text", "text": {"content": log}}]}},
+        )
+        assert notion_poll() == 0
+        reviewer_sets(Status={"status": {"name": "Queued"}})
+        assert notion_poll() == 1
+        eventually(lambda: waiting_review_key(run_id) == "review-2", "the second review")
+        eventually(lambda: notion_status() == "Video Ready", "Video Ready again")
+        assert generations(store, project.project_id) == 21
+
+        reviewer_sets(Status={"status": {"name": "Video Approved"}})
+        receiver = WebhookReceiver(load_settings(), port=0)
+        threading.Thread(target=receiver.serve_forever, daemon=True).start()
+        event = json.dumps(
+            {
+                "id": str(uuid.uuid4()),
+                "type": "page.properties_updated",
+                "authors": [{"id": ana, "type": "person"}],
+                "entity": {"id": notion.task_page_id, "type": "page"},
+            }
+        ).encode()
+        delivered = httpx.post(
+            f"http://127.0.0.1:{receiver.server_address[1]}/",
+            content=event,
+            headers={"X-Notion-Signature": sign(WEBHOOK_SECRET, event)},
+            timeout=60,
+        )
+        receiver.shutdown()
+        assert delivered.status_code == 200
+        eventually(lambda: _state_name(run.id) == "Completed", "the run to complete")
+    assert notion_status() == "Generating Audio"
+    assert generations(store, project.project_id) == 21
+    events = store.review_events(project.project_id)
+    assert [(event.decision, event.clips, event.reviewer) for event in events] == [
+        ("flag", [5, 12, 17], ana),
+        ("approve", [], ana),
+    ]
