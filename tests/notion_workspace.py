@@ -7,11 +7,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from notion_client import Client
 from pydantic import SecretStr
 
 from clipgate.notion.gateway import NotionConfig, NotionGateway
 from clipgate.notion.schema import create_videos_database, data_source_of
+from deployments.setup import ensure_concurrency_limits
+from tasks.publish import NOTION_LIMIT
 from tests.fakes.notion_server import FakeNotion, running_fake_notion
 
 
@@ -24,6 +27,18 @@ class Workspace:
     config: NotionConfig
     videos_source: str
     task_page_id: str
+
+    def configure(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Point clipgate's settings at this workspace, with the Notion limit in place."""
+        for name, value in {
+            "TOKEN": self.config.token.get_secret_value(),
+            "TASKS_DATABASE_ID": self.config.tasks_database_id,
+            "VIDEOS_DATABASE_ID": self.config.videos_database_id,
+            "BASE_URL": self.config.base_url,
+            "REQUESTS_PER_SECOND": "50",
+        }.items():
+            monkeypatch.setenv(f"CLIPGATE_NOTION__{name}", value)
+        ensure_concurrency_limits({NOTION_LIMIT: 1})
 
 
 def _new_task_page(fake: FakeNotion, tasks_source: str, title: str) -> str:

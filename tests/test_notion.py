@@ -25,8 +25,6 @@ from clipgate.notion.sync import sync_project
 from clipgate.settings import Settings
 from clipgate.store import Store
 from clipgate.wiring import build_store
-from deployments.setup import ensure_concurrency_limits
-from tasks.publish import NOTION_LIMIT
 from tests.fakes.notion_server import running_fake_notion
 from tests.flow_helpers import FlowInThread, answer, generations, paused_round
 from tests.notion_workspace import Workspace, notion_rows
@@ -60,16 +58,8 @@ def test_run_with_notion_lists_18_playable_rows_and_keeps_them_on_regeneration(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """18 rows with their clips attached; flagging 5, 12, 17 updates those rows, adds none."""
-    for name, value in {
-        "TOKEN": notion.config.token.get_secret_value(),
-        "TASKS_DATABASE_ID": notion.config.tasks_database_id,
-        "VIDEOS_DATABASE_ID": notion.config.videos_database_id,
-        "BASE_URL": notion.config.base_url,
-        "REQUESTS_PER_SECOND": "50",
-    }.items():
-        monkeypatch.setenv(f"CLIPGATE_NOTION__{name}", value)
+    notion.configure(monkeypatch)
     monkeypatch.setenv("CLIPGATE_CHANNEL_STORAGE", f'{{"{project.channel}": "notion"}}')
-    ensure_concurrency_limits({NOTION_LIMIT: 1})
     in_notion = project.model_copy(update={"notion_page_id": notion.task_page_id})
     store = build_store(settings)
 

@@ -9,10 +9,8 @@ import pytest
 from clipgate.models import VideoProject
 from clipgate.settings import Settings
 from clipgate.wiring import build_store
-from deployments.setup import ensure_concurrency_limits
 from flows.notion_poll import notion_poll
 from flows.resume import waiting_review_key
-from tasks.publish import NOTION_LIMIT
 from tests.flow_helpers import FlowInThread, eventually, generations, paused_round
 from tests.notion_workspace import Workspace, notion_rows
 
@@ -26,15 +24,7 @@ def notion_project(
     prefect_api_url: str,
 ) -> VideoProject:
     """Settings that mirror the project to the local Notion, with links (no uploads)."""
-    for name, value in {
-        "TOKEN": notion.config.token.get_secret_value(),
-        "TASKS_DATABASE_ID": notion.config.tasks_database_id,
-        "VIDEOS_DATABASE_ID": notion.config.videos_database_id,
-        "BASE_URL": notion.config.base_url,
-        "REQUESTS_PER_SECOND": "50",
-    }.items():
-        monkeypatch.setenv(f"CLIPGATE_NOTION__{name}", value)
-    ensure_concurrency_limits({NOTION_LIMIT: 1})
+    notion.configure(monkeypatch)
     return project.model_copy(update={"notion_page_id": notion.task_page_id})
 
 
@@ -95,3 +85,43 @@ def test_poll_flags_on_video_error_then_queued_and_approves(
     summary = run.finish()
     assert summary.status == "generating_audio"
     assert notion_poll() == 0
+
+
+def test_notes_on_video_rows_flag_their_clips_and_old_lines_do_not(
+    notion: Workspace,
+    notion_project: VideoProject,
+    settings: Settings,
+) -> None:
+    """A reviewer's note on clip 7's row flags clip 7 with that note; last round's line does not."""
+    store = build_store(settings)
+    run = FlowInThread(notion_project)
+    run_id = paused_round(store, notion_project.project_id, 1)
+    eventually(
+        lambda: notion.fake.simple_properties(notion.task_page_id)["Status"] == "Video Ready",
+        "Video Ready in Notion",
+    )
+    ana = notion.fake.add_person("Ana")
+    _as_reviewer(notion, ana, **_status("Video Error"), **_error_log(notion, "clips 1-2"))
+    _as_reviewer(notion, ana, **_status("Queued"))
+    assert notion_poll() == 1
+    paused_round(store, notion_project.project_id, 2)
+    eventually(
+        lambda: notion.fake.simple_properties(notion.task_page_id)["Status"] == "Video Ready",
+        "Video Ready again",
+    )
+
+    row = notion_rows(notion)[7]
+    notion.fake.edit_page_as_person(
+        row["id"], {"Notes": {"rich_text": [{"text": {"content": "jitter at 0:04"}}]}}, ana
+    )
+    _as_reviewer(notion, ana, **_status("Video Error"))
+    _as_reviewer(notion, ana, **_status("Queued"))
+    assert notion_poll() == 1
+    paused_round(store, notion_project.project_id, 3)
+    second = store.review_events(notion_project.project_id)[1]
+    assert second.clips == [7]
+    assert second.notes == [{"clip": 7, "note": "jitter at 0:04"}]
+    assert waiting_review_key(run_id) == "review-3"
+    _as_reviewer(notion, ana, **_status("Video Approved"))
+    assert notion_poll() == 1
+    assert run.finish().status == "generating_audio"

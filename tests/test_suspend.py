@@ -27,11 +27,9 @@ from clipgate.notion.webhook import sign
 from clipgate.settings import Settings, load_settings
 from clipgate.wiring import build_store
 from deployments.serve import NOTION_POLL, VIDEO_REVIEW
-from deployments.setup import ensure_concurrency_limits
 from deployments.webhook import WebhookReceiver
 from flows.notion_poll import notion_poll
 from flows.resume import waiting_review_key
-from tasks.publish import NOTION_LIMIT
 from tests.flow_helpers import answer, eventually, generations
 from tests.notion_workspace import Workspace
 
@@ -151,17 +149,9 @@ def test_deployed_review_answered_in_notion_by_poll_then_webhook(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Served and suspended: Video Error + Queued through the poll, approval by webhook."""
-    for name, value in {
-        "TOKEN": notion.config.token.get_secret_value(),
-        "TASKS_DATABASE_ID": notion.config.tasks_database_id,
-        "VIDEOS_DATABASE_ID": notion.config.videos_database_id,
-        "BASE_URL": notion.config.base_url,
-        "REQUESTS_PER_SECOND": "50",
-    }.items():
-        monkeypatch.setenv(f"CLIPGATE_NOTION__{name}", value)
+    notion.configure(monkeypatch)
     monkeypatch.setenv("CLIPGATE_NOTION_WEBHOOK_TOKEN", WEBHOOK_SECRET)
     monkeypatch.setenv("PREFECT_RUNNER_POLL_FREQUENCY", "1")
-    ensure_concurrency_limits({NOTION_LIMIT: 1})
     store = build_store(settings)
     in_notion = project.model_copy(update={"notion_page_id": notion.task_page_id})
     ana = notion.fake.add_person("Ana")

@@ -15,10 +15,8 @@ from clipgate.models import VideoProject
 from clipgate.notion.webhook import sign
 from clipgate.settings import Settings, load_settings
 from clipgate.wiring import build_store
-from deployments.setup import ensure_concurrency_limits
 from deployments.webhook import WebhookReceiver
 from flows.resume import waiting_review_key
-from tasks.publish import NOTION_LIMIT
 from tests.flow_helpers import FlowInThread, eventually, paused_round
 from tests.notion_workspace import Workspace
 
@@ -33,16 +31,8 @@ def receiver(
     prefect_api_url: str,
 ) -> Iterator[str]:
     """The webhook receiver on a free local port, configured for the local Notion."""
-    for name, value in {
-        "TOKEN": notion.config.token.get_secret_value(),
-        "TASKS_DATABASE_ID": notion.config.tasks_database_id,
-        "VIDEOS_DATABASE_ID": notion.config.videos_database_id,
-        "BASE_URL": notion.config.base_url,
-        "REQUESTS_PER_SECOND": "50",
-    }.items():
-        monkeypatch.setenv(f"CLIPGATE_NOTION__{name}", value)
+    notion.configure(monkeypatch)
     monkeypatch.setenv("CLIPGATE_NOTION_WEBHOOK_TOKEN", SECRET)
-    ensure_concurrency_limits({NOTION_LIMIT: 1})
     server = WebhookReceiver(load_settings(), port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

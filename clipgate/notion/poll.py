@@ -1,10 +1,11 @@
 """Reviewers' decisions read back from the Tasks database: the core of the notion-poll flow.
 
 A reviewer answers in Notion by setting the task's Status: "Video Approved" approves;
-"Video Error" with a new Error Log line ("Regenerate: clips 5, 12, 17") or Video rows set
-to "rejected" flags clips, which are remade when the Status becomes "Queued" (or at once,
-if the channel wants that). Only the newest line a reviewer wrote counts: the gate's own
-lines start with "[" and its replies with "clipgate:".
+"Video Error" with a new Error Log line ("Regenerate: clips 5, 12, 17"), or Video rows a
+reviewer noted or set to "rejected", flags clips, which are remade when the Status becomes
+"Queued" (or at once, if the channel wants that). Only the newest line a reviewer wrote
+since the gate's last entry counts: the gate's own lines start with "[" and its replies
+with "clipgate:".
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from clipgate.errors import FeedbackError
 from clipgate.feedback import parse_clip_numbers
 from clipgate.notion.surface import NotionReviewSurface, rich_text_of
 from clipgate.states import Status
-from clipgate.store import ProjectRow, Store
+from clipgate.store import ProjectRow, Store, as_utc
 
 # Notion rounds last_edited_time down to the minute: look back further than that.
 OVERLAP = timedelta(minutes=2)
@@ -106,23 +107,27 @@ def _decision(
         else {}
     )
     if label == "Video Error" or (label == "Queued" and not pending):
-        note = newest_reviewer_line(rich_text_of(properties.get("Error Log", {})))
-        rejected = surface.rejected_clips(page["id"])
+        line = newest_reviewer_line(rich_text_of(properties.get("Error Log", {})))
+        from_rows = surface.flagged_rows(page["id"], as_utc(project.review_started_at))
         try:
-            clips = sorted(set(parse_clip_numbers(note)) | set(rejected)) if note else []
-            if not clips and not rejected:
+            named = parse_clip_numbers(line) if line else []
+            if not named and not from_rows:
                 raise FeedbackError(
                     "no clip numbers found: add a line to the Error Log such as "
-                    "'Regenerate: clips 5, 12, 17', or set the Video rows to rejected"
+                    "'Regenerate: clips 5, 12, 17', or note or reject the Video rows"
                 )
-            clips = clips or sorted(rejected)
         except FeedbackError as error:
             surface.add_error_log_line(page["id"], f"{REPLY_PREFIX} {error}")
             return None
+        clips = sorted(set(named) | set(from_rows))
         pending = {
             "round": project.review_round,
             "clips": clips,
-            "notes": [{"clip": number, "note": note[:2000]} for number in clips if note],
+            "notes": [
+                {"clip": number, "note": (from_rows.get(number) or line)[:2000]}
+                for number in clips
+                if from_rows.get(number) or line
+            ],
             "reviewer": reviewer,
         }
         store.set_pending_review(project.project_id, pending)
@@ -139,9 +144,13 @@ def _decision(
 
 
 def newest_reviewer_line(error_log: str) -> str:
-    """The last line of the Error Log that a person wrote ("" if none)."""
+    """The last line a person wrote since the gate's last entry ("" if none).
+
+    Lines above the gate's newest entry answered an earlier round and no longer count.
+    """
     for line in reversed(error_log.splitlines()):
         text = line.strip()
-        if text and not text.startswith(("[", REPLY_PREFIX)):
-            return text
+        if not text or text.startswith(REPLY_PREFIX):
+            continue
+        return "" if text.startswith("[") else text
     return ""

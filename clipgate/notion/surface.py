@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ SINGLE_PART_LIMIT = 20 * 1024 * 1024
 PART_BYTES = 10 * 1024 * 1024
 TEXT_LIMIT = 2000
 RICH_TEXT_OBJECTS = 100
+ONE_MINUTE = timedelta(minutes=1)
 UPLOAD_RESTARTS = 8
 
 
@@ -60,6 +61,7 @@ class NotionReviewSurface:
     def __init__(self, gateway: NotionGateway, workspace: Workspace) -> None:
         self.gateway = gateway
         self.workspace = workspace
+        self._bot: str | None = None
 
     @classmethod
     def connect(cls, config: NotionConfig) -> NotionReviewSurface:
@@ -137,13 +139,31 @@ class NotionReviewSurface:
         )
         return page
 
-    def rejected_clips(self, task_page_id: str) -> list[int]:
-        """Clips whose Video row a reviewer set to rejected."""
-        return sorted(
-            number
-            for number, row in self._rows_by_clip(task_page_id).items()
-            if (row["properties"].get("Status", {}).get("select") or {}).get("name") == "rejected"
-        )
+    def flagged_rows(self, task_page_id: str, since: datetime | None) -> dict[int, str]:
+        """Clips a reviewer flagged on their Video rows, with the row's note.
+
+        A row counts when it is set to rejected, or when a person (not this integration)
+        wrote a note on it after the review started: notes are kept across rounds, so an
+        older one does not flag the clip again.
+        """
+        bot = self._bot_id()
+        flagged: dict[int, str] = {}
+        for number, row in self._rows_by_clip(task_page_id).items():
+            properties = row["properties"]
+            note = rich_text_of(properties.get("Notes", {})).strip()
+            status = (properties.get("Status", {}).get("select") or {}).get("name")
+            by_person = (row.get("last_edited_by") or {}).get("id") not in (None, bot)
+            # Notion rounds last_edited_time down to the minute.
+            recent = since is None or _instant(row["last_edited_time"]) >= since - ONE_MINUTE
+            if status == "rejected" or (note and by_person and recent):
+                flagged[number] = note
+        return flagged
+
+    def _bot_id(self) -> str:
+        if self._bot is None:
+            me = self.gateway.read("read the integration's user", self.gateway.client.users.me)
+            self._bot = str(me["id"])
+        return self._bot
 
     def add_error_log_line(self, task_page_id: str, line: str) -> None:
         """Append one line to the task's Error Log, once."""
