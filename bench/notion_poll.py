@@ -16,37 +16,25 @@ import tempfile
 from pathlib import Path
 
 from notion_client import Client
-from pydantic import SecretStr
 
 from clipgate import gate
 from clipgate.models import CLIP_COUNT, ClipSpec, VideoProject
-from clipgate.notion.gateway import NotionConfig, NotionGateway
 from clipgate.notion.poll import read_answers
-from clipgate.notion.schema import create_videos_database
 from clipgate.notion.surface import NotionReviewSurface
 from clipgate.store import Store, open_store
-from tests.fakes.notion_server import FakeNotion, running_fake_notion
+from tests.fakes.notion_server import FakeNotion
+from tests.notion_workspace import seeded_notion
 
 WAITING = 1000
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as scratch, running_fake_notion() as fake:
+    with tempfile.TemporaryDirectory() as scratch, seeded_notion() as notion:
         folder = Path(scratch)
-        seeded = fake.seed_workspace(token=fake.token)
-        config = NotionConfig(
-            token=SecretStr(fake.token),
-            tasks_database_id=seeded.tasks_database_id,
-            base_url=fake.base_url,
-            requests_per_second=50,
-        )
-        videos = create_videos_database(
-            NotionGateway(config), seeded.parent_page_id, seeded.tasks_database_id
-        )
-        config = config.model_copy(update={"videos_database_id": videos})
+        fake = notion.fake
         store = open_store(f"sqlite:///{folder / 'poll.db'}")
-        pages = _waiting_projects(fake, seeded.tasks_data_source_id, store, folder)
-        surface = NotionReviewSurface.connect(config)
+        pages = _waiting_projects(fake, notion.tasks_source, store, folder)
+        surface = NotionReviewSurface.connect(notion.config)
         client = Client(auth=fake.token, base_url=fake.base_url)
 
         print(f"{WAITING} reviews waiting in the local Notion")

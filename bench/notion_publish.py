@@ -18,18 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from notion_client import Client
-from pydantic import SecretStr
-
 from clipgate import gate
 from clipgate.clips import ProducedClip
 from clipgate.models import CLIP_COUNT, ClipSpec, VideoProject
-from clipgate.notion.gateway import NotionConfig, NotionGateway
-from clipgate.notion.schema import create_videos_database
 from clipgate.notion.surface import NotionReviewSurface
 from clipgate.notion.sync import sync_project
 from clipgate.store import open_store
-from tests.fakes.notion_server import running_fake_notion
+from tests.notion_workspace import seeded_notion
 
 RATE = 3.0
 CLIP_BYTES = 2 * 1024 * 1024
@@ -37,21 +32,8 @@ CLIP_BYTES = 2 * 1024 * 1024
 
 def publish_once(folder: Path, upload: bool) -> tuple[int, float, int]:
     """Publish 18 fresh clips once; (requests sent, seconds, floor in requests)."""
-    with running_fake_notion() as fake:
-        seeded = fake.seed_workspace(token=fake.token)
-        setup = NotionConfig(
-            token=SecretStr(fake.token),
-            tasks_database_id=seeded.tasks_database_id,
-            base_url=fake.base_url,
-            requests_per_second=50,
-        )
-        videos = create_videos_database(
-            NotionGateway(setup), seeded.parent_page_id, seeded.tasks_database_id
-        )
-        task: dict[str, str] = Client(auth=fake.token, base_url=fake.base_url).pages.create(  # type: ignore[assignment]
-            parent={"type": "data_source_id", "data_source_id": seeded.tasks_data_source_id},
-            properties={"Title": {"title": [{"text": {"content": "bench"}}]}},
-        )
+    with seeded_notion() as notion:
+        fake = notion.fake
         store = open_store(f"sqlite:///{folder / f'bench-{upload}.db'}")
         project = _project(folder, f"bench-{int(upload)}-{time.time_ns()}")
         gate.register_project(store, project, None)
@@ -59,12 +41,10 @@ def publish_once(folder: Path, upload: bool) -> tuple[int, float, int]:
         gate.finish_generation(store, project.project_id, 1, _clips(folder))
         fake.set_rate_limit(RATE, burst=3)
         time.sleep(1.0)
-        config = setup.model_copy(
-            update={"videos_database_id": videos, "requests_per_second": RATE}
-        )
+        config = notion.config.model_copy(update={"requests_per_second": RATE, "timeout_s": 30})
         started = time.perf_counter()
         surface = NotionReviewSurface.connect(config)
-        sync_project(surface, store, project.project_id, task["id"], upload=upload)
+        sync_project(surface, store, project.project_id, notion.task_page_id, upload=upload)
         seconds = time.perf_counter() - started
         floor = 2 + 1 + (3 if upload else 1) * CLIP_COUNT + 1
         refused = sum(1 for record in fake.requests if record.status == 429)

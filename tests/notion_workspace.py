@@ -25,6 +25,7 @@ class Workspace:
     fake: FakeNotion
     parent_page_id: str
     config: NotionConfig
+    tasks_source: str
     videos_source: str
     task_page_id: str
 
@@ -73,6 +74,7 @@ def seeded_notion() -> Iterator[Workspace]:
             fake=fake,
             parent_page_id=seeded.parent_page_id,
             config=config,
+            tasks_source=seeded.tasks_data_source_id,
             videos_source=data_source_of(NotionGateway(config), videos, "Videos"),
             task_page_id=_new_task_page(fake, seeded.tasks_data_source_id, "Video 1"),
         )
