@@ -36,7 +36,7 @@ def make_still(folder: Path) -> Path:
         [
             imageio_ffmpeg.get_ffmpeg_exe(),
             *("-hide_banner", "-loglevel", "error", "-y"),
-            *("-f", "lavfi", "-i", "color=c=teal:s=320x180", "-frames:v", "1", str(still)),
+            *("-f", "lavfi", "-i", "color=c=teal:s=640x360", "-frames:v", "1", str(still)),
         ],
         check=True,
     )

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clipgate.errors import ClipgateError, ConfigurationError, FeedbackError, InputError
+from clipgate.errors import ClipgateError, ConfigurationError, FeedbackError
 from clipgate.feedback import parse_clip_numbers
 from clipgate.mp4_cli import add_mp4_commands
 
@@ -46,8 +46,10 @@ def _notion_init(args: argparse.Namespace) -> int:
     from clipgate.notion.schema import create_videos_database
 
     config = _notion_config()
-    videos = create_videos_database(NotionGateway(config), args.parent, config.tasks_database_id)
+    created = create_videos_database(NotionGateway(config), args.parent, config.tasks_database_id)
+    videos = created.database_id
     print(f"created the Videos database {videos}, related both ways to Tasks")
+    print(f"Notion named the relation on Tasks {created.tasks_relation_name!r}")
     print(f"set CLIPGATE_NOTION__VIDEOS_DATABASE_ID={videos} and run `clipgate setup` again")
     return 0
 
@@ -89,17 +91,13 @@ def _setup(_args: argparse.Namespace) -> int:
 
 
 def _review(args: argparse.Namespace) -> int:
+    from clipgate.models import AnswerSource
     from clipgate.settings import load_settings
-    from clipgate.wiring import build_store
-    from flows.resume import answer_review, waiting_review_key
+    from flows.resume import submit_answer
 
-    row = build_store(load_settings()).project(args.project)
-    if row is None or row.flow_run_id is None:
-        raise InputError(f"no flow run is recorded for project {args.project!r}")
-    if waiting_review_key(row.flow_run_id) is None:
-        raise InputError(f"project {args.project}'s run is not waiting for a review right now")
     answer: dict[str, object] = {"decision": "approve", "reviewer": args.reviewer}
-    if args.flag:
+    # Only --approve approves: a --flag that names no clip is an error, never approval.
+    if args.flag is not None:
         clips = parse_clip_numbers(args.flag)
         answer = {
             "decision": "flag",
@@ -107,10 +105,16 @@ def _review(args: argparse.Namespace) -> int:
             "notes": [{"clip": number, "note": args.flag} for number in clips],
             "reviewer": args.reviewer,
         }
-    if not answer_review(row.flow_run_id, answer):
-        raise InputError("the run is still storing its review form; try again in a second")
-    print(f"answered review round {row.review_round} of {args.project}: {answer['decision']}")
-    return 0
+    outcome = submit_answer(load_settings(), args.project, answer, AnswerSource.CLI)
+    print(outcome.message)
+    return 0 if outcome.accepted else 1
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from clipgate.settings import load_settings
+    from deployments.recover import recover_project
+
+    return recover_project(load_settings(), args.project, sys.stdout)
 
 
 def _webhook(args: argparse.Namespace) -> int:
@@ -131,23 +135,53 @@ def _serve(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _room(args: argparse.Namespace) -> int:
+    from blocks import load_run_settings
+    from room.server import serve_room
+
+    serve_room(load_run_settings(), args.host, args.port)
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from clipgate.gate import audit
+    from clipgate.settings import load_settings
+    from clipgate.wiring import existing_store
+
+    evidence = audit(existing_store(load_settings()), args.project)
+    print(evidence.model_dump_json() if args.json else evidence.markdown())
+    return 0
+
+
 def _costs(args: argparse.Namespace) -> int:
     from clipgate.gate import costs
     from clipgate.settings import load_settings
-    from clipgate.wiring import build_store
+    from clipgate.wiring import existing_store
 
-    report = costs(build_store(load_settings()), args.project)
+    settings = load_settings()
+    # Only prices given in the environment count as the account's own; a KlingAccount
+    # block has no price field, so a block-configured account is priced from the list.
+    prices_are_estimates = settings.kling is None or settings.kling.prices_are_estimates
+    report = costs(
+        existing_store(settings), args.project, prices_are_estimates=prices_are_estimates
+    )
     if args.json:
         print(report.model_dump_json())
         return 0
+    about = "about " if report.estimated else ""
     print(
         f"project {report.project_id}: {report.generations} generations, "
-        f"spent ${report.spent_usd:.2f}"
+        f"spent {about}${report.spent_usd:.2f}"
     )
     print(
         f"remaking only flagged clips kept {report.clips_kept_by_reviews} clips, "
-        f"saving ${report.saved_usd:.2f} against remaking all 18 each round"
+        f"saving {about}${report.saved_usd:.2f} against remaking all 18 each round"
     )
+    if report.estimated:
+        print(
+            "estimated from Kling's published list prices: set CLIPGATE_KLING__PRICES_USD "
+            "to your account's prices per clip for exact figures"
+        )
     return 0
 
 
@@ -183,8 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--reviewer", default="", help="who is reviewing")
     review.set_defaults(handler=_review)
 
+    recover = commands.add_parser(
+        "recover", help="finish a project whose run lost its process (crash, kill, reboot)"
+    )
+    recover.add_argument("project", help="the project id")
+    recover.set_defaults(handler=_recover)
+
     serve = commands.add_parser("serve", help="serve the gate's deployments from this machine")
     serve.set_defaults(handler=_serve)
+
+    room = commands.add_parser("room", help="serve the review room, the reviewer's web page")
+    room.add_argument("--host", help="address to listen on (default CLIPGATE_ROOM_HOST, 127.0.0.1)")
+    room.add_argument("--port", type=int, help="port (default CLIPGATE_ROOM_PORT, 8780)")
+    room.set_defaults(handler=_room)
+
+    evidence = commands.add_parser("audit", help="every review round of a project: the evidence")
+    evidence.add_argument("project", help="the project id")
+    evidence.add_argument("--json", action="store_true", help="print one JSON object")
+    evidence.set_defaults(handler=_audit)
 
     webhook = commands.add_parser("webhook", help="receive Notion webhooks and resume runs")
     webhook.add_argument("--host", default="127.0.0.1", help="address to listen on")

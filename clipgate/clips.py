@@ -2,12 +2,13 @@
 
 The generator writes into a scratch folder; the clip is made faststart there, its real
 duration read from the file, and only then copied to storage under its clip key with a
-first-frame thumbnail beside it. A crash at any point leaves storage without a half clip.
+first-frame thumbnail, a preview proxy and a motion strip beside it. A crash at any point
+leaves storage without a half clip.
 """
 
 from __future__ import annotations
 
-import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 from clipgate import mp4
 from clipgate.errors import MP4Error
 from clipgate.generators import ClipGenerator
+from clipgate.media import make_previews
 from clipgate.models import ClipKey, VideoProject
 from clipgate.storage import ClipStorage
 from clipgate.storage.local import file_sha256
@@ -47,11 +49,31 @@ def produce_clip(
     store: Store,
     work_dir: Path,
 ) -> ProducedClip:
-    """Generate clip `key`, make it faststart, store it under its key and record the attempt."""
+    """Generate clip `key`, make it faststart, store it under its key and record the attempt.
+
+    A clip key already recorded as made is handed back as it was recorded, without
+    calling the generator: a run that restarts after a crash pays for nothing twice.
+    """
+    recorded = store.generation_attempt(key.token)
+    if recorded is not None and recorded.produced is not None:
+        return ProducedClip.model_validate(recorded.produced)
     started = time.monotonic()
     work_dir.mkdir(parents=True, exist_ok=True)
+    # Scratch space of this call alone: two runs making the same clip never share a file.
+    with tempfile.TemporaryDirectory(prefix=f"{key.token}.", dir=work_dir) as scratch:
+        return _produce_in(project, key, generator, storage, store, Path(scratch), started)
+
+
+def _produce_in(
+    project: VideoProject,
+    key: ClipKey,
+    generator: ClipGenerator,
+    storage: ClipStorage,
+    store: Store,
+    work_dir: Path,
+    started: float,
+) -> ProducedClip:
     made = work_dir / f"{key.token}.mp4"
-    made.unlink(missing_ok=True)
     result = generator.generate(key, project.clip(key.number), made)
     seconds = time.monotonic() - started
     mp4.make_faststart(made)
@@ -64,24 +86,15 @@ def produce_clip(
     stored = storage.store(key, made, sha256)
     preview = mp4.thumbnail(made, work_dir / f"{key.token}.jpg")
     stored_preview = storage.store_file(key.thumbnail_key, preview, file_sha256(preview))
-    store.record_generation(
-        GenerationAttemptRow(
-            clip_key=key.token,
-            project_id=key.project_id,
-            clip_number=key.number,
-            attempt=key.attempt,
-            generator=result.generator,
-            external_task_id=result.external_task_id,
-            seconds=round(seconds, 3),
-            file=stored.location,
-            sha256=sha256,
-            cost_usd=result.cost_usd,
-            created_at=utc_now(),
-        )
+    previews = make_previews(
+        made,
+        info.duration_s,
+        proxy=work_dir / f"{key.token}.proxy.mp4",
+        strip=work_dir / f"{key.token}.strip.jpg",
     )
-    os.unlink(made)
-    os.unlink(preview)
-    return ProducedClip(
+    storage.store_file(key.proxy_key, previews.proxy, file_sha256(previews.proxy))
+    storage.store_file(key.strip_key, previews.strip, file_sha256(previews.strip))
+    produced = ProducedClip(
         number=key.number,
         attempt=key.attempt,
         object_key=stored.object_key,
@@ -95,3 +108,21 @@ def produce_clip(
         generator=result.generator,
         seconds=round(seconds, 3),
     )
+    store.record_generation(
+        GenerationAttemptRow(
+            clip_key=key.token,
+            project_id=key.project_id,
+            clip_number=key.number,
+            attempt=key.attempt,
+            generator=result.generator,
+            external_task_id=result.external_task_id,
+            seconds=round(seconds, 3),
+            file=stored.location,
+            sha256=sha256,
+            cost_usd=result.cost_usd,
+            created_at=utc_now(),
+            provider_url_expires_at=result.provider_url_expires_at,
+            produced=produced.model_dump(mode="json"),
+        )
+    )
+    return produced

@@ -3,6 +3,7 @@
     ClipgateError
     ├── ConfigurationError      settings, credentials or set-up are wrong; fix them and rerun
     ├── InputError              a project manifest, a review or a file given to us is wrong
+    │   ├── AnswerRefused       a review answer breaks the resume form's rules
     │   ├── FeedbackError       reviewer text names no clip, or a clip outside 1-18
     │   └── MP4Error            a file is not an MP4 we can read or relocate
     ├── InvalidTransition       a status move the state machine does not allow
@@ -30,6 +31,10 @@ class ConfigurationError(ClipgateError):
 
 class InputError(ClipgateError):
     """Something handed to clipgate (manifest, review, file) is wrong."""
+
+
+class AnswerRefused(InputError):
+    """A review answer breaks the resume form's rules; the run keeps waiting."""
 
 
 class FeedbackError(InputError):

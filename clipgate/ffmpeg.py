@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 from functools import cache
 from pathlib import Path
 
@@ -32,5 +33,9 @@ def run_ffmpeg(arguments: list[str], what: str, timeout_s: float = 600) -> None:
 
 
 def partial_path(final: Path) -> Path:
-    """A temp name next to `final`, so the rename into place stays on one filesystem."""
-    return final.with_name(f".{final.stem}.part{final.suffix}")
+    """A temp name next to `final`, unique per call, so the rename stays on one filesystem.
+
+    Unique because two runs of one project may write the same file at once; each renames
+    a whole file into place and neither removes the other's half-written one.
+    """
+    return final.with_name(f".{final.stem}.{uuid.uuid4().hex[:12]}.part{final.suffix}")

@@ -8,21 +8,49 @@ already happened for a round is skipped, never repeated.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from clipgate.clips import ProducedClip
-from clipgate.errors import InputError
+from clipgate.errors import InputError, InvalidTransition
+from clipgate.links import clip_url, review_page_url, thumbnail_url
+from clipgate.liveness import is_alive, this_process
 from clipgate.models import CLIP_COUNT, ClipKey, ReviewDecision, VideoProject
 from clipgate.states import Status, check_transition
-from clipgate.store import ClipRow, ProjectRow, ReviewEventRow, Store, as_utc, utc_now
+from clipgate.store import (
+    ClipRow,
+    ProjectRow,
+    ProjectSpecRow,
+    ReviewEventRow,
+    RunHeartbeatRow,
+    Store,
+    as_utc,
+    utc_now,
+)
 
 
 def register_project(store: Store, project: VideoProject, flow_run_id: str | None) -> None:
-    """Create the project (status queued, round 1) if new, and note which run drives it."""
+    """Create the project (status queued, round 1) if new, and note which run drives it.
+
+    A project is driven by one run at a time: while another run's process is alive, a
+    second run is refused with a message naming the first.
+    """
     with store.session() as session:
+        beat = session.get(RunHeartbeatRow, project.project_id)
+        if beat is not None and beat.flow_run_id != flow_run_id and is_alive(beat):
+            raise InputError(
+                f"project {project.project_id} is already being run by flow run "
+                f"{beat.flow_run_id} (process {beat.pid} on {beat.host}); wait for it to "
+                f"finish, or answer its review with `clipgate review {project.project_id}`"
+            )
+        if flow_run_id:
+            session.merge(this_process(project.project_id, flow_run_id))
+        session.merge(
+            ProjectSpecRow(project_id=project.project_id, spec=project.model_dump(mode="json"))
+        )
         row = session.get(ProjectRow, project.project_id, with_for_update=True)
         if row is None:
             now = utc_now()
@@ -153,25 +181,64 @@ def record_generation_failures(
         session.commit()
 
 
-def recorded_decision(store: Store, project_id: str, review_round: int) -> ReviewDecision | None:
-    """The decision already recorded for a round (a rerun replays it instead of waiting)."""
+class RecordedAnswer(BaseModel):
+    """The answer that decided a review round, and who gave it where."""
+
+    review_round: int
+    decision: ReviewDecision
+    source: str
+    reviewer: str
+    decided_at: datetime
+
+    def describe(self) -> str:
+        """One sentence for people: who answered which round how, and when."""
+        who = self.reviewer or "someone"
+        what = (
+            "approve"
+            if self.decision.approved
+            else "flag clips " + ", ".join(str(clip) for clip in self.decision.clips)
+        )
+        return (
+            f"round {self.review_round} was answered by {who} via {self.source} at "
+            f"{self.decided_at:%Y-%m-%d %H:%M:%S} UTC: {what}"
+        )
+
+
+class RecordingOutcome(BaseModel):
+    """What recording an answer did: `accepted` is False when the round was decided before."""
+
+    accepted: bool
+    decided_by: RecordedAnswer
+
+
+def recorded_answer(store: Store, project_id: str, review_round: int) -> RecordedAnswer | None:
+    """The answer already recorded for a round (a rerun replays it instead of waiting)."""
     for event in store.review_events(project_id):
         if event.review_round == review_round:
-            return ReviewDecision(
-                decision="approve" if event.decision == "approve" else "flag",
-                clips=event.clips,
-                notes=event.notes,
-                reviewer=event.reviewer,
-            )
+            return _as_answer(event)
     return None
+
+
+def latest_answer(store: Store, project_id: str) -> RecordedAnswer | None:
+    """The newest recorded answer of a project, if any."""
+    events = store.review_events(project_id)
+    return _as_answer(events[-1]) if events else None
+
+
+def recorded_decision(store: Store, project_id: str, review_round: int) -> ReviewDecision | None:
+    """The decision already recorded for a round (a rerun replays it instead of waiting)."""
+    answer = recorded_answer(store, project_id, review_round)
+    return answer.decision if answer else None
 
 
 def record_decision(
     store: Store, project_id: str, review_round: int, decision: ReviewDecision, source: str
-) -> None:
+) -> RecordingOutcome:
     """End a review round: approve, or flag clips (video_error, logged, then queued again).
 
-    A round's decision is recorded once; a second call for the same round changes nothing.
+    A round is decided once, by the first answer recorded; a later answer changes nothing
+    and gets back the one that decided. An answer for a round that is not waiting for
+    review is refused.
     """
     with store.session() as session:
         row = _locked_project(session, project_id)
@@ -182,24 +249,31 @@ def record_decision(
             )
         ).first()
         if already is not None:
-            return
+            return RecordingOutcome(accepted=False, decided_by=_as_answer(already))
+        if row.review_round != review_round:
+            raise InputError(
+                f"project {project_id} is not waiting for review round {review_round}: "
+                f"it is in round {row.review_round}, status {row.status}"
+            )
+        if row.status != Status.VIDEO_READY:
+            target = Status.VIDEO_APPROVED if decision.approved else Status.VIDEO_ERROR
+            raise InvalidTransition(row.status, target)
         now = utc_now()
         started = as_utc(row.review_started_at)
         notes = [note.model_dump() for note in decision.notes]
-        session.add(
-            ReviewEventRow(
-                project_id=project_id,
-                review_round=review_round,
-                decision=decision.decision,
-                clips=decision.clips,
-                notes=notes,
-                reviewer=decision.reviewer,
-                source=source,
-                review_started_at=started,
-                decided_at=now,
-                review_seconds=round((now - started).total_seconds(), 3) if started else None,
-            )
+        event = ReviewEventRow(
+            project_id=project_id,
+            review_round=review_round,
+            decision=decision.decision,
+            clips=decision.clips,
+            notes=notes,
+            reviewer=decision.reviewer,
+            source=source,
+            review_started_at=started,
+            decided_at=now,
+            review_seconds=round((now - started).total_seconds(), 3) if started else None,
         )
+        session.add(event)
         row.review_completed_at = now
         if decision.approved:
             _move(row, Status.VIDEO_APPROVED)
@@ -215,6 +289,22 @@ def record_decision(
             row.review_round = review_round + 1
         session.add(row)
         session.commit()
+        return RecordingOutcome(accepted=True, decided_by=_as_answer(event))
+
+
+def _as_answer(event: ReviewEventRow) -> RecordedAnswer:
+    return RecordedAnswer(
+        review_round=event.review_round,
+        decision=ReviewDecision(
+            decision="approve" if event.decision == "approve" else "flag",
+            clips=event.clips,
+            notes=event.notes,
+            reviewer=event.reviewer,
+        ),
+        source=event.source,
+        reviewer=event.reviewer,
+        decided_at=as_utc(event.decided_at) or utc_now(),
+    )
 
 
 def start_narration(store: Store, project_id: str) -> None:
@@ -228,9 +318,11 @@ def start_narration(store: Store, project_id: str) -> None:
 
 
 def finish_narration(store: Store, project_id: str, audio_files: Sequence[str]) -> None:
-    """Note where the narration files are."""
+    """Note where the narration files are: generating_audio -> audio_ready, once."""
     with store.session() as session:
         row = _locked_project(session, project_id)
+        if row.status == Status.GENERATING_AUDIO:
+            _move(row, Status.AUDIO_READY)
         row.step_metadata = {
             **row.step_metadata,
             "narration": {"files": list(audio_files), "finished_at": utc_now().isoformat()},
@@ -294,20 +386,24 @@ def summarize(store: Store, project_id: str) -> ProjectSummary:
 
 
 class CostReport(BaseModel):
-    """What a project's clips cost, and what partial regeneration saved."""
+    """What a project's clips cost, and what partial regeneration saved.
+
+    `estimated` is true when the figures come from list prices, not the account's own.
+    """
 
     project_id: str
     generations: int
     spent_usd: float
     clips_kept_by_reviews: int
     saved_usd: float
+    estimated: bool
 
 
-def costs(store: Store, project_id: str) -> CostReport:
+def costs(store: Store, project_id: str, *, prices_are_estimates: bool) -> CostReport:
     """Spend so far, and the savings of remaking only flagged clips instead of all 18.
 
     A clip kept through a flag round is one generation not paid for; it is valued at the
-    project's average cost per generation.
+    project's average cost per generation. Nothing spent is exact, whatever the prices.
     """
     if store.project(project_id) is None:
         raise InputError(f"no video project {project_id!r} in the store")
@@ -325,29 +421,133 @@ def costs(store: Store, project_id: str) -> CostReport:
         spent_usd=round(spent, 4),
         clips_kept_by_reviews=kept,
         saved_usd=round(kept * per_clip, 4),
+        estimated=prices_are_estimates and spent > 0,
     )
 
 
-def review_table(store: Store, project_id: str, review_round: int) -> str:
-    """Markdown for the resume form: what to review and how to answer."""
-    clips = store.clips(project_id)
+def review_table(store: Store, project_id: str, review_round: int, room_url: str) -> str:
+    """Markdown for the resume form: a link to the review room and a short table of clips."""
+    page = review_page_url(room_url, project_id)
     lines = [
         f"## Review round {review_round}: project `{project_id}`",
         "",
-        "Watch the clips, then **approve** to go on to narration, or **flag** the clips "
-        "to make again (1-18), with a note per clip if you like. Only flagged clips are "
-        "generated again; every other clip is kept.",
+        f"**[Open the review room]({page})** to play the clips at 2x one after another or "
+        "all at once, compare remade clips with earlier attempts, flag clips with notes "
+        "and answer, all from the keyboard.",
         "",
-        "| Clip | Attempt | Duration | Faststart | Thumbnail | File |",
-        "|---:|---:|---:|:---:|:---:|---|",
+        "Or answer here: **approve** to go on to narration, or **flag** the clips to make "
+        "again (1-18), with a note per clip if you like. Only flagged clips are made again.",
+        "",
+        "| Clip | Attempt | Duration | Thumbnail | Link |",
+        "|---:|---:|---:|:---:|---|",
     ]
-    for clip in clips:
+    channel = store.project(project_id)
+    for clip in store.clips(project_id):
+        key = ClipKey(
+            project_id=project_id,
+            channel=channel.channel if channel else "",
+            number=clip.number,
+            attempt=clip.attempt,
+        )
         lines.append(
             f"| {clip.number} | {clip.attempt} | {clip.duration_s:.1f} s | "
-            f"{'yes' if clip.faststart else 'no'} | ![clip {clip.number}]({clip.thumbnail}) | "
-            f"[{clip.object_key}]({clip.url}) |"
+            f"![clip {clip.number}]({thumbnail_url(room_url, key)}) | "
+            f"[clip-{clip.number:02d}/attempt-{clip.attempt}.mp4]({clip_url(room_url, key)}) |"
         )
     return "\n".join(lines)
+
+
+class AuditRound(BaseModel):
+    """One review round as the evidence shows it."""
+
+    review_round: int
+    decision: str
+    clips: list[int]
+    notes: list[dict[str, Any]]
+    reviewer: str
+    source: str
+    review_started_at: datetime | None
+    decided_at: datetime | None
+    review_seconds: float | None
+
+
+class ProjectAudit(BaseModel):
+    """Every decided review round of a project: who decided what, when, and how long it took."""
+
+    project_id: str
+    channel: str
+    status: str
+    rounds: list[AuditRound]
+
+    def markdown(self) -> str:
+        """The evidence as a markdown table, for the Prefect artifact and the terminal."""
+        lines = [
+            f"## Review evidence: project `{self.project_id}`",
+            "",
+            f"Channel `{self.channel}`, status **{Status(self.status).label}**.",
+            "",
+            "| Round | Decision | Clips | Notes | Reviewer | Source | Started | Decided "
+            "| Review time |",
+            "|---:|---|---|---|---|---|---|---|---:|",
+        ]
+        for round_ in self.rounds:
+            notes = "; ".join(
+                f"{note.get('clip')}: {note.get('note')}"
+                for note in round_.notes
+                if note.get("note")
+            )
+            lines.append(
+                f"| {round_.review_round} | {round_.decision} | "
+                f"{', '.join(str(clip) for clip in round_.clips) or '-'} | "
+                f"{_cell(notes) or '-'} | {_cell(round_.reviewer) or '-'} | {round_.source} | "
+                f"{_moment(round_.review_started_at)} | {_moment(round_.decided_at)} | "
+                f"{_duration(round_.review_seconds)} |"
+            )
+        if not self.rounds:
+            lines.append("| - | no round decided yet | | | | | | | |")
+        return "\n".join(lines)
+
+
+def audit(store: Store, project_id: str) -> ProjectAudit:
+    """The evidence of a project's reviews; InputError if the project is unknown."""
+    row = store.project(project_id)
+    if row is None:
+        raise InputError(f"no video project {project_id!r} in the store")
+    return ProjectAudit(
+        project_id=project_id,
+        channel=row.channel,
+        status=row.status,
+        rounds=[
+            AuditRound(
+                review_round=event.review_round,
+                decision=event.decision,
+                clips=event.clips,
+                notes=event.notes,
+                reviewer=event.reviewer,
+                source=event.source,
+                review_started_at=as_utc(event.review_started_at),
+                decided_at=as_utc(event.decided_at),
+                review_seconds=event.review_seconds,
+            )
+            for event in store.review_events(project_id)
+        ],
+    )
+
+
+def _cell(text: str) -> str:
+    # A pipe or a line break would end the markdown table cell early.
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def _moment(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "-"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
 def _error_log_entry(

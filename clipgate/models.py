@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -93,6 +94,16 @@ class ClipKey(BaseModel):
         return self.object_key.removesuffix(".mp4") + ".jpg"
 
     @property
+    def proxy_key(self) -> str:
+        """Where the clip's small preview proxy (about 480p, faststart) is stored, beside it."""
+        return self.object_key.removesuffix(".mp4") + ".proxy.mp4"
+
+    @property
+    def strip_key(self) -> str:
+        """Where the clip's motion strip (frames across the clip, tiled) is stored, beside it."""
+        return self.object_key.removesuffix(".mp4") + ".strip.jpg"
+
+    @property
     def token(self) -> str:
         """A compact unique string for cache keys and provider task ids."""
         return f"{self.project_id}.clip-{self.number:02d}.attempt-{self.attempt}"
@@ -145,3 +156,14 @@ class ReviewDecision(BaseModel):
     @property
     def approved(self) -> bool:
         return self.decision == "approve"
+
+
+class AnswerSource(StrEnum):
+    """Where a review answer came from; every surface answers through the same path."""
+
+    PREFECT_FORM = "prefect-form"
+    CLI = "cli"
+    NOTION_POLL = "notion-poll"
+    WEBHOOK = "webhook"
+    ROOM = "room"
+    DEMO = "demo"

@@ -6,25 +6,31 @@ last. Moving it to the front the usual way rewrites the whole file; here it is d
 inserting space at the head of the file instead, which on Linux ext4/xfs is a metadata
 operation (`fallocate(FALLOC_FL_INSERT_RANGE)`): the media data is never read or written.
 
-In-place relocation by insert-range, shift = N bytes (a multiple of the block size):
+In-place relocation by insert-range, shift = N bytes (a multiple of the block size),
+original size S:
 
     original        [ftyp][..][mdat .........][moov]
-    1 inserted      [0 * N][ftyp][..][mdat ...][moov]
-    2 head-written  [0 * 8, new head ...][ftyp][..][mdat][moov]     fsync
-    3 switched      [ftyp][..][moov'][free ......][mdat ...][moov]  fsync
-    4 moov-dropped  [ftyp][..][moov'][free ......][mdat ...]       fsync
-                    (truncated, or the old moov renamed `free` when boxes follow it)
+    1 marked        [ftyp][..][mdat .........][moov][cgfs]                      fsync
+    2 inserted      [N bytes][ftyp][..][mdat ...][moov][cgfs]
+    3 head-written  [ftyp][..][moov'][free ......][mdat ...][moov][cgfs]        fsync
+    4 moov-renamed  [ftyp][..][moov'][free ......][mdat ...][free][uuid][cgfs]  fsync
+                    (only when boxes other than padding follow the old moov)
+    5 committed     [ftyp][..][moov'][free ......][mdat ...]                    fsync
+                    (one truncate: the old moov and the marker, or the marker only)
 
 moov' is the old moov with every chunk offset (stco/co64, and saio) moved by N; the
-old leading boxes stay where they were, inside the new `free` box. Nothing is written
-over the original's bytes before step 3, and writes into the inserted range land in
-blocks the insert allocated, so they cannot reach the disk before the insert does.
-Step 3 writes only the first 8 bytes (one disk sector). A crash leaves the file:
-- in state 1 or 2: its first 8 bytes are zero and the original starts, intact, at the
-  first block boundary where a complete box chain does; collapsing the range before it
-  gives the original back byte for byte;
-- in state 3: two moovs, the first one right; dropping the second finishes the job.
-`repair` does that, and `make_faststart` repairs before it starts.
+old leading boxes stay where they were, inside the new `free` box.
+
+`cgfs` is clipgate's crash marker, appended before anything else happens: a box of its
+own type holding a magic value, S, N, where the old moov starts and its header, a digest
+of the original's first bytes, and a digest of the marker itself. Until the commit the
+original's S bytes lie intact at offset 0 (step 1) or N (steps 2-4) with the marker
+right after them, and only the marker says so: a crash at any step leaves a file that
+`repair` puts back byte for byte (rename the moov back, collapse the N inserted bytes,
+cut the marker). Nothing else is ever repaired, and nothing is guessed from zero bytes:
+a file without an intact marker that matches it is only reported, never written.
+`inspect` reports a marked file as an interrupted faststart; `repair` and `make_faststart`
+are the only calls that write to it.
 
 Where insert-range is not available, or an output path is given, the file is copied once
 (copy_file_range) into a temp file next to the destination and renamed into place.
@@ -36,6 +42,7 @@ import bisect
 import ctypes
 import errno
 import fcntl
+import hashlib
 import os
 import stat
 import struct
@@ -67,7 +74,13 @@ _PADDING = frozenset({"free", "skip", "wide"})
 # Only these hold, on the way down from moov, the boxes that carry file offsets.
 _OFFSET_PATH = frozenset({"trak", "mdia", "minf", "stbl"})
 _MAX_INDEX_BOX = 256 * 1024 * 1024
-_MAX_ZERO_HEAD = 64 * 1024 * 1024
+_MARKER_TYPE = b"cgfs"
+_MARKER_MAGIC = b"clipgate.fs.v1\r\n"
+# size, type, magic, original size, shift, old moov offset, old moov header, sample digest
+_MARKER_FIELDS = ">I4s16sQQQ8s16s"
+_DIGEST_SIZE = 16
+_MARKER_SIZE = struct.calcsize(_MARKER_FIELDS) + _DIGEST_SIZE
+_SAMPLE_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -114,13 +127,35 @@ class _InsertRangeUnsupported(Exception):
 
 
 @dataclass(frozen=True)
-class _Interrupted:
-    """A file left half-done by a crashed faststart."""
+class _Marker:
+    """What faststart records at the end of a file before changing it: enough to undo it."""
 
-    step: Literal["inserted", "switched"]
-    shift: int = 0
-    stale_moov: Box | None = None
-    boxes: tuple[Box, ...] = ()
+    original_size: int
+    shift: int
+    moov_offset: int
+    moov_header: bytes
+    sample_digest: bytes
+
+    @property
+    def sample_size(self) -> int:
+        """How many of the original's first bytes the sample digest covers."""
+        return _sample_size(self.original_size, self.moov_offset)
+
+    def encode(self) -> bytes:
+        """The marker box, its own digest last."""
+        fields = struct.pack(
+            _MARKER_FIELDS, _MARKER_SIZE, _MARKER_TYPE, _MARKER_MAGIC, self.original_size,
+            self.shift, self.moov_offset, self.moov_header, self.sample_digest,
+        )  # fmt: skip
+        return fields + _digest(fields)
+
+
+@dataclass(frozen=True)
+class _Interrupted:
+    """A file a faststart left marked: the original's bytes lie intact from `start`."""
+
+    marker: _Marker
+    start: int
 
 
 @dataclass(frozen=True)
@@ -157,10 +192,14 @@ def inspect(path: Path) -> Mp4Info:
 
 
 def repair(path: Path) -> bool:
-    """Undo or finish a faststart a crash interrupted; True if the file needed it."""
+    """Undo a faststart a crash interrupted, byte for byte; True if the file needed it.
+
+    Only a file carrying clipgate's own intact marker is written; any other file is left
+    as it is (False), and a damaged or mismatched marker is an MP4Error.
+    """
     with _about(path):
         with _locked(path, exclusive=False) as fd:
-            if _read_layout(fd).interrupted is None:
+            if _find_interruption(fd, os.fstat(fd).st_size) is None:
                 return False
         with _locked(path, exclusive=True) as fd:
             return _repair_interrupted(fd) is not None
@@ -180,9 +219,10 @@ def relocate_moov(
 ) -> FaststartResult:
     """`make_faststart`, with the copy path forced if `method` is "copy".
 
-    `checkpoint` is called with the name of each step as it completes ("inserted",
-    "head-written", "switched", "moov-dropped" in place; "copied", "replaced" on the copy
-    path); an exception it raises stops the operation right there, as a crash would.
+    `checkpoint` is called with the name of each step as it completes ("marked",
+    "inserted", "head-written", "moov-renamed" when boxes follow the old moov, and
+    "committed" in place; "copied", "replaced" on the copy path); an exception it raises
+    stops the operation right there, as a crash would.
     """
     step = checkpoint or _no_checkpoint
     with _about(path):
@@ -255,8 +295,9 @@ def _relocate_to_output(path: Path, output: Path, checkpoint: Checkpoint) -> Fas
 
 
 def _relocate_by_insert(fd: int, movie: _Movie, checkpoint: Checkpoint) -> int:
-    """Insert a block-aligned gap at offset 0 and write the new head into it."""
+    """Mark the file, insert a block-aligned gap at offset 0, write the new head into it."""
     first_mdat = _require(movie.first_mdat, "no mdat box")
+    original_size = movie.layout.size
     leading = _leading_bytes(fd, movie)
     block = _block_size(fd)
     shift = block
@@ -270,33 +311,56 @@ def _relocate_by_insert(fd: int, movie: _Movie, checkpoint: Checkpoint) -> int:
             break
         shift = needed
     head = content + _box_header("free", shift + first_mdat.offset - len(content))
+    sample = _sample_size(original_size, movie.moov.offset)
+    marker = _Marker(
+        original_size=original_size,
+        shift=shift,
+        moov_offset=movie.moov.offset,
+        moov_header=_pread_exact(fd, 8, movie.moov.offset),
+        sample_digest=_digest(_pread_exact(fd, sample, 0)),
+    ).encode()
+    only_padding_follows = all(
+        box.type in _PADDING for box in movie.layout.boxes if box.offset > movie.moov.offset
+    )
 
-    _fallocate(fd, _FALLOC_FL_INSERT_RANGE, 0, shift)
     try:
+        _pwrite_all(fd, marker, original_size)
+        os.fsync(fd)
+    except OSError:
+        with suppress(OSError):
+            os.ftruncate(fd, original_size)
+        raise
+    checkpoint("marked")
+    try:
+        try:
+            _fallocate(fd, _FALLOC_FL_INSERT_RANGE, 0, shift)
+        except _InsertRangeUnsupported:
+            os.ftruncate(fd, original_size)
+            os.fsync(fd)
+            raise
         checkpoint("inserted")
-        # The first 8 bytes stay zero until the head is durable: that marks the file as
-        # half-done for `repair`, and writing them is the atomic switch to the new head.
-        _pwrite_all(fd, head[8:], 8)
+        _pwrite_all(fd, head, 0)
         os.fsync(fd)
         checkpoint("head-written")
-        _pwrite_all(fd, head[:8], 0)
+        renamed = 0
+        if only_padding_follows:
+            committed_size = shift + movie.moov.offset
+        else:
+            _pwrite_all(fd, b"free", shift + movie.moov.offset + 4)
+            os.fsync(fd)
+            renamed = 4
+            checkpoint("moov-renamed")
+            committed_size = shift + original_size
+        # One truncate drops the marker (and the old moov when it was last): the commit.
+        os.ftruncate(fd, committed_size)
         os.fsync(fd)
-        checkpoint("switched")
-        stale = Box("moov", movie.moov.offset + shift, movie.moov.size, movie.moov.header_size)
-        following = [
-            Box(box.type, box.offset + shift, box.size)
-            for box in movie.layout.boxes
-            if box.offset > movie.moov.offset
-        ]
-        dropped = _drop_stale_moov(fd, stale, following)
-        os.fsync(fd)
-        checkpoint("moov-dropped")
+        checkpoint("committed")
     except OSError:
-        # A real I/O failure (disk full...): put the file back the way a rerun would.
+        # A real I/O failure (disk full...): put the original back, as `repair` would.
         with suppress(OSError, _Malformed):
             _repair_interrupted(fd)
         raise
-    return len(head) + dropped
+    return len(marker) + len(head) + renamed
 
 
 _Piece: TypeAlias = bytes | tuple[int, int]
@@ -405,51 +469,77 @@ def _leading_bytes(fd: int, movie: _Movie) -> bytes:
     return b"".join(_pread_exact(fd, box.size, box.offset) for box in _leading_boxes(movie))
 
 
-def _drop_stale_moov(fd: int, stale: Box, following: list[Box]) -> int:
-    """Remove the old moov: cut the file if only padding follows it, else rename it free."""
-    if all(box.type in _PADDING for box in following):
-        os.ftruncate(fd, stale.offset)
-        return 0
-    _pwrite_all(fd, b"free", stale.offset + 4)
-    return 4
-
-
 # ---------------------------------------------------------------- crash repair
 
 
 def _repair_interrupted(fd: int) -> int | None:
-    """Repair an interrupted faststart; bytes written, or None if none was interrupted."""
-    interrupted = _read_layout(fd).interrupted
+    """Put back the original a marked file holds; bytes written, or None if unmarked."""
+    interrupted = _find_interruption(fd, os.fstat(fd).st_size)
     if interrupted is None:
         return None
-    if interrupted.step == "inserted":
+    marker = interrupted.marker
+    written = 0
+    header_offset = interrupted.start + marker.moov_offset
+    if os.pread(fd, 8, header_offset) != marker.moov_header:
+        _pwrite_all(fd, marker.moov_header, header_offset)
+        os.fsync(fd)
+        written = len(marker.moov_header)
+    if interrupted.start:
         try:
-            _fallocate(fd, _FALLOC_FL_COLLAPSE_RANGE, 0, interrupted.shift)
+            _fallocate(fd, _FALLOC_FL_COLLAPSE_RANGE, 0, interrupted.start)
         except _InsertRangeUnsupported:
             raise _Malformed(
-                "a faststart was interrupted, and this filesystem cannot remove the "
-                f"{interrupted.shift} bytes it inserted at the start"
+                "an interrupted faststart left this file marked, and this filesystem cannot "
+                f"remove the {interrupted.start} bytes it inserted at the start (was the file "
+                "copied elsewhere? repair it where the faststart ran)"
             ) from None
         os.fsync(fd)
-        return 0
-    stale = _require(interrupted.stale_moov, "no stale moov")
-    following = [box for box in interrupted.boxes if box.offset > stale.offset]
-    written = _drop_stale_moov(fd, stale, following)
+    os.ftruncate(fd, marker.original_size)
     os.fsync(fd)
     return written
 
 
-def _zero_head_shift(fd: int, file_size: int) -> int:
-    """Where the original starts in a file whose head is a half-written inserted range."""
-    block = _block_size(fd)
-    for shift in range(block, min(file_size, _MAX_ZERO_HEAD), block):
-        try:
-            boxes = _read_top_level(fd, file_size, start=shift)
-        except _Malformed:
-            continue
-        if any(box.type == "moov" for box in boxes):
-            return shift
-    raise _Malformed("not an MP4: it starts with zero bytes")
+def _sample_size(original_size: int, moov_offset: int) -> int:
+    """How many first bytes a marker's digest covers: none of the moov, renamed later."""
+    return min(original_size, moov_offset, _SAMPLE_LIMIT)
+
+
+def _find_interruption(fd: int, file_size: int) -> _Interrupted | None:
+    """The interrupted faststart whose intact marker ends the file, if one does.
+
+    A marker that is damaged, or that does not describe the bytes before it, is an error:
+    such a file is not clipgate's to repair.
+    """
+    if file_size < _MARKER_SIZE:
+        return None
+    raw = _pread_exact(fd, _MARKER_SIZE, file_size - _MARKER_SIZE)
+    if raw[4:8] != _MARKER_TYPE or raw[8:24] != _MARKER_MAGIC:
+        return None
+    fields, digest = raw[:-_DIGEST_SIZE], raw[-_DIGEST_SIZE:]
+    size, _, _, original_size, shift, moov_offset, moov_header, sample_digest = struct.unpack(
+        _MARKER_FIELDS, fields
+    )
+    if size != _MARKER_SIZE or digest != _digest(fields):
+        raise _Malformed(
+            "it ends with a damaged clipgate faststart marker (its checksum is wrong), "
+            "so it cannot be repaired safely; it was left as it is"
+        )
+    marker = _Marker(original_size, shift, moov_offset, moov_header, sample_digest)
+    start = file_size - _MARKER_SIZE - original_size
+    renamed_header = moov_header[:4] + b"free"
+    matches = (
+        start in (0, shift)
+        and moov_header[4:] == b"moov"
+        and 0 < moov_offset <= original_size - 8
+        and _digest(_pread_exact(fd, marker.sample_size, start)) == sample_digest
+        and _pread_exact(fd, 8, start + moov_offset) in (moov_header, renamed_header)
+    )
+    if not matches:
+        raise _Malformed(
+            "it ends with a clipgate faststart marker that does not describe the bytes "
+            "before it, so it cannot be repaired safely; it was left as it is"
+        )
+    return _Interrupted(marker, start)
 
 
 # ---------------------------------------------------------------- reading
@@ -459,21 +549,15 @@ def _read_layout(fd: int) -> _Layout:
     file_size = os.fstat(fd).st_size
     if file_size == 0:
         raise _Malformed("not an MP4: the file is empty")
+    interrupted = _find_interruption(fd, file_size)
+    if interrupted is not None:
+        return _Layout(file_size, [], interrupted)
     head = os.pread(fd, 8, 0)
     if len(head) < 8:
         raise _Malformed(f"not an MP4: only {len(head)} bytes long")
     if head == bytes(8):
-        return _Layout(
-            file_size, [], _Interrupted("inserted", shift=_zero_head_shift(fd, file_size))
-        )
-    boxes = _read_top_level(fd, file_size)
-    moovs = [box for box in boxes if box.type == "moov"]
-    mdat = next((box for box in boxes if box.type == "mdat"), None)
-    if len(moovs) == 2 and mdat is not None and moovs[0].offset < mdat.offset < moovs[1].offset:
-        return _Layout(
-            file_size, boxes, _Interrupted("switched", stale_moov=moovs[1], boxes=tuple(boxes))
-        )
-    return _Layout(file_size, boxes)
+        raise _Malformed("not an MP4: it starts with zero bytes, not an MP4 box")
+    return _Layout(file_size, _read_top_level(fd, file_size))
 
 
 def _read_top_level(fd: int, file_size: int, start: int = 0) -> list[Box]:
@@ -516,8 +600,8 @@ def _read_movie(fd: int, path: Path) -> _Movie:
     layout = _read_layout(fd)
     if layout.interrupted is not None:
         raise _Malformed(
-            "an interrupted faststart left this file half-done; "
-            f"`clipgate mp4 check {path}` or `clipgate mp4 faststart {path}` repairs it"
+            f"interrupted faststart, run `clipgate mp4 repair {path}`: a clipgate faststart "
+            "stopped part-way and marked the file; repair puts it back as it was"
         )
     moov = next((box for box in layout.boxes if box.type == "moov"), None)
     if moov is None:
@@ -813,6 +897,10 @@ def _no_checkpoint(step: str) -> None:
     """Default checkpoint: every step just goes on."""
 
 
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()[:_DIGEST_SIZE]
+
+
 def _block_size(fd: int) -> int:
     return max(os.fstatvfs(fd).f_bsize, 512)
 
@@ -884,14 +972,16 @@ def _locked(path: Path, *, exclusive: bool) -> Iterator[int]:
     A copy-path faststart replaces the file; a waiter that then holds a lock on the old,
     replaced inode reopens the path.
     """
-    flags = (os.O_RDWR if exclusive else os.O_RDONLY) | os.O_CLOEXEC
+    # Checked before opening, and opened non-blocking, because opening a FIFO for
+    # reading waits for a writer and opening a device can have effects of its own.
+    flags = (os.O_RDWR if exclusive else os.O_RDONLY) | os.O_CLOEXEC | os.O_NONBLOCK
     while True:
+        _require_regular_file(os.stat(path).st_mode)
         fd = os.open(path, flags)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             opened = os.fstat(fd)
-            if not stat.S_ISREG(opened.st_mode):
-                raise _Malformed("not a regular file")
+            _require_regular_file(opened.st_mode)
             current = os.stat(path)
         except BaseException:
             os.close(fd)
@@ -903,6 +993,20 @@ def _locked(path: Path, *, exclusive: bool) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def _require_regular_file(mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    raise _Malformed(f"not a regular file but {kind}; only regular MP4 files are read")
 
 
 @contextmanager

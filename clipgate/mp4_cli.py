@@ -1,4 +1,4 @@
-"""`clipgate mp4 check` and `clipgate mp4 faststart`: look at and fix MP4 files from a shell.
+"""`clipgate mp4 check`, `faststart` and `repair`: look at and fix MP4 files from a shell.
 
 Run standalone as `python -m clipgate.mp4_cli mp4 check FILE...`.
 """
@@ -16,7 +16,7 @@ from clipgate.errors import ClipgateError
 
 
 def add_mp4_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `mp4 check` and `mp4 faststart` on the `clipgate` command line."""
+    """Register `mp4 check`, `mp4 faststart` and `mp4 repair` on the `clipgate` command line."""
     mp4_parser = subparsers.add_parser(
         "mp4",
         help="check MP4 files, or make them streamable (moov before mdat)",
@@ -28,7 +28,8 @@ def add_mp4_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         "check",
         help="report faststart, fragmented, duration and top-level boxes",
         description="Report faststart, fragmented, duration and top-level boxes of each "
-        "file. A file left half-done by an interrupted faststart is repaired first.",
+        "file. Never writes: a file an interrupted faststart left marked is reported, and "
+        "`clipgate mp4 repair` puts it back. Exits non-zero if any file could not be read.",
     )
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
     check.add_argument("--json", action="store_true", help="print one JSON list of results")
@@ -50,6 +51,17 @@ def add_mp4_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     faststart.set_defaults(handler=run_faststart)
 
+    repair = commands.add_parser(
+        "repair",
+        help="put back a file an interrupted clipgate faststart left marked",
+        description="Put each file an interrupted clipgate faststart left marked back "
+        "exactly as it was before. Only a file carrying clipgate's own intact marker is "
+        "written; any other file is left as it is. Exits non-zero if any file was neither "
+        "repaired nor a readable MP4.",
+    )
+    repair.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    repair.set_defaults(handler=run_repair)
+
 
 def run_check(args: argparse.Namespace) -> int:
     """`clipgate mp4 check`: one line (or one JSON entry) per readable file."""
@@ -57,15 +69,12 @@ def run_check(args: argparse.Namespace) -> int:
     failed = False
     for path in args.files:
         try:
-            repaired = mp4.repair(path)
             info = mp4.inspect(path)
         except ClipgateError as error:
             _complain(error)
             failed = True
             continue
-        if repaired:
-            print(f"{path}: repaired a faststart that was interrupted", file=sys.stderr)
-        reports.append(_report(path, info, repaired))
+        reports.append(_report(path, info))
         if not args.json:
             print(_check_line(path, info))
     if args.json:
@@ -98,17 +107,39 @@ def run_faststart(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def run_repair(args: argparse.Namespace) -> int:
+    """`clipgate mp4 repair`: undo each interrupted faststart; exit 1 if a file is unreadable."""
+    failed = False
+    for path in args.files:
+        try:
+            repaired = mp4.repair(path)
+        except ClipgateError as error:
+            _complain(error)
+            failed = True
+            continue
+        if repaired:
+            print(f"{path}: interrupted faststart undone, the file is as it was before")
+            continue
+        try:
+            mp4.inspect(path)
+        except ClipgateError as error:
+            print(f"error: {error} (no clipgate faststart marker: not repaired)", file=sys.stderr)
+            failed = True
+            continue
+        print(f"{path}: nothing to repair (no interrupted clipgate faststart)")
+    return 1 if failed else 0
+
+
 def _complain(error: ClipgateError) -> None:
     print(f"error: {error}", file=sys.stderr)
 
 
-def _report(path: Path, info: mp4.Mp4Info, repaired: bool) -> dict[str, object]:
+def _report(path: Path, info: mp4.Mp4Info) -> dict[str, object]:
     return {
         "path": str(path),
         "faststart": info.faststart,
         "fragmented": info.fragmented,
         "duration_s": info.duration_s,
-        "repaired": repaired,
         "boxes": [{"type": box.type, "offset": box.offset, "size": box.size} for box in info.boxes],
     }
 

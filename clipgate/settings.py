@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from clipgate.errors import ConfigurationError
 from clipgate.generators.kling import KlingConfig
@@ -76,10 +77,28 @@ class Settings(BaseSettings):
     clip_fps: int = Field(default=25, ge=1, le=60)
     review_timeout_s: int = Field(default=24 * 3600, ge=1)
     review_poll_interval_s: int = Field(default=10, ge=1)
+    room_host: str = Field(
+        default="127.0.0.1", description="Address the review room listens on (clipgate room)"
+    )
+    room_port: int = Field(default=8780, ge=1, le=65535, description="Port of the review room")
+    room_public_url: str = Field(
+        default="",
+        description="Base URL reviewers reach the review room at (https://review.example.com); "
+        "empty means http://ROOM_HOST:ROOM_PORT",
+    )
+    room_token: SecretStr | None = Field(
+        default=None,
+        description="Token the review room asks for; required when it listens off loopback",
+    )
 
     def storage_for(self, channel: str) -> StorageBackend:
         """The storage backend `channel` uses."""
         return self.channel_storage.get(channel, self.storage)
+
+    @property
+    def room_url(self) -> str:
+        """Where reviewers open the review room, without a trailing slash."""
+        return (self.room_public_url or f"http://{self.room_host}:{self.room_port}").rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:
@@ -115,3 +134,12 @@ def load_settings() -> Settings:
             for issue in error.errors()
         )
         raise ConfigurationError(f"bad clipgate settings: {problems}") from None
+    except SettingsError as error:
+        # pydantic-settings says 'error parsing value for field "channel_storage" from
+        # source ...' when a JSON value does not parse.
+        field = re.search(r'field "(\w+)"', str(error))
+        variable = f"CLIPGATE_{field.group(1).upper()}" if field else "a CLIPGATE_ variable"
+        raise ConfigurationError(
+            f"bad clipgate settings: {variable} is not valid JSON ({error.__cause__}); "
+            'write it as JSON, e.g. CLIPGATE_CHANNEL_STORAGE=\'{"history": "r2"}\''
+        ) from None

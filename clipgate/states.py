@@ -16,6 +16,7 @@ class Status(StrEnum):
     VIDEO_APPROVED = "video_approved"
     VIDEO_ERROR = "video_error"
     GENERATING_AUDIO = "generating_audio"
+    AUDIO_READY = "audio_ready"
 
     @property
     def label(self) -> str:
@@ -31,6 +32,7 @@ ALLOWED: frozenset[tuple[Status, Status]] = frozenset(
         (Status.VIDEO_READY, Status.VIDEO_ERROR),
         (Status.VIDEO_ERROR, Status.QUEUED),
         (Status.VIDEO_APPROVED, Status.GENERATING_AUDIO),
+        (Status.GENERATING_AUDIO, Status.AUDIO_READY),
     }
 )
 
@@ -41,6 +43,7 @@ NOTION_LABELS: dict[Status, str] = {
     Status.VIDEO_APPROVED: "Video Approved",
     Status.VIDEO_ERROR: "Video Error",
     Status.GENERATING_AUDIO: "Generating Audio",
+    Status.AUDIO_READY: "Audio Ready",
 }
 
 # The seed spells "Video Ready" both ways; both must be read.

@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, UniqueConstraint, event
+from sqlalchemy import JSON, Column, DateTime, UniqueConstraint, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
@@ -85,6 +85,11 @@ class GenerationAttemptRow(SQLModel, table=True):
     sha256: str
     cost_usd: float = 0.0
     created_at: datetime | None = _timestamp()
+    # The finished clip as the flow returns it; a rerun that finds it here makes nothing.
+    produced: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # Until when the generator's own copy can be fetched again (Kling clears it after 30
+    # days); None when the generator keeps nothing.
+    provider_url_expires_at: datetime | None = _timestamp()
 
 
 class ReviewEventRow(SQLModel, table=True):
@@ -113,6 +118,28 @@ class PollCursorRow(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     since: datetime | None = _timestamp()
+
+
+class ProjectSpecRow(SQLModel, table=True):
+    """The manifest a project was started with, so it can be finished after a crash."""
+
+    __tablename__ = "project_specs"
+
+    project_id: str = Field(primary_key=True)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class RunHeartbeatRow(SQLModel, table=True):
+    """Proof of life of the process running a project's flow, refreshed while it runs."""
+
+    __tablename__ = "run_heartbeats"
+
+    project_id: str = Field(primary_key=True)
+    flow_run_id: str
+    host: str
+    pid: int
+    beat_at: datetime | None = _timestamp()
+    stopped: bool = False
 
 
 class WebhookEventRow(SQLModel, table=True):
@@ -160,6 +187,26 @@ class Store:
                 session.add(row)
                 session.commit()
 
+    def save_project_spec(self, project_id: str, spec: dict[str, Any]) -> None:
+        """Keep the manifest a project runs with; the newest start wins."""
+        with self.session() as session:
+            session.merge(ProjectSpecRow(project_id=project_id, spec=spec))
+            session.commit()
+
+    def project_spec(self, project_id: str) -> dict[str, Any] | None:
+        with self.session() as session:
+            row = session.get(ProjectSpecRow, project_id)
+            return row.spec if row else None
+
+    def heartbeat(self, project_id: str) -> RunHeartbeatRow | None:
+        with self.session() as session:
+            return session.get(RunHeartbeatRow, project_id)
+
+    def beat(self, beat: RunHeartbeatRow) -> None:
+        with self.session() as session:
+            session.merge(beat)
+            session.commit()
+
     def remember_webhook_event(self, event_id: str) -> bool:
         """Note a delivery; False if it was seen before."""
         with self.session() as session:
@@ -168,6 +215,14 @@ class Store:
             session.add(WebhookEventRow(event_id=event_id, received_at=utc_now()))
             session.commit()
             return True
+
+    def forget_webhook_event(self, event_id: str) -> None:
+        """Unnote a delivery that failed, so that Notion's retry of it is handled."""
+        with self.session() as session:
+            row = session.get(WebhookEventRow, event_id)
+            if row is not None:
+                session.delete(row)
+                session.commit()
 
     def poll_cursor(self, name: str) -> datetime | None:
         with self.session() as session:
@@ -196,6 +251,11 @@ class Store:
             )
             return list(session.exec(query.order_by(col(GenerationAttemptRow.id))))
 
+    def generation_attempt(self, clip_key: str) -> GenerationAttemptRow | None:
+        with self.session() as session:
+            query = select(GenerationAttemptRow).where(GenerationAttemptRow.clip_key == clip_key)
+            return session.exec(query).first()
+
     def record_generation(self, attempt: GenerationAttemptRow) -> None:
         """Record a generator run; a rerun of the same clip key replaces its record."""
         with self.session() as session:
@@ -218,26 +278,63 @@ def _normalised_url(url: str) -> str:
     return url
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, or None for another database or an in-memory one."""
+    url = _normalised_url(url)
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
 @cache
 def open_store(url: str) -> Store:
     """The store at `url`, its tables created if missing; one engine per URL per process."""
     url = _normalised_url(url)
-    if url.startswith("sqlite"):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
-    try:
-        SQLModel.metadata.create_all(engine)
-    except Exception as error:
+    if not url.startswith(_SUPPORTED):
         raise ConfigurationError(
-            f"cannot open the clipgate database ({engine.url.render_as_string()}): {error}. "
+            f"CLIPGATE_DATABASE_URL: {url.split('://', 1)[0]!r} databases are not supported; "
+            "use sqlite:///path/to/clipgate.db or postgresql://user@host:5432/db"
+        )
+    database = sqlite_file(url)
+    try:
+        if url.startswith("sqlite"):
+            if database is not None:
+                database.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        SQLModel.metadata.create_all(engine)
+        _add_missing_columns(engine)
+    except Exception as error:
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise ConfigurationError(
+            f"cannot open the clipgate database ({shown}): {error}. "
             "Check CLIPGATE_DATABASE_URL and that the database server is running."
         ) from None
     return Store(engine)
+
+
+_SUPPORTED = ("sqlite:", "postgresql+psycopg:")
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add columns a newer clipgate declares to tables an older one made.
+
+    Only nullable or defaulted columns are ever added, so no existing row is touched.
+    """
+    existing = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        have = {column["name"] for column in existing.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as connection:
+                connection.execute(
+                    text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
+                )
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

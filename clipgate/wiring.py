@@ -12,7 +12,7 @@ from clipgate.settings import Settings
 from clipgate.storage import ClipStorage
 from clipgate.storage.local import LocalStorage
 from clipgate.storage.r2 import R2Config, R2Storage, r2_storage
-from clipgate.store import Store, open_store
+from clipgate.store import Store, open_store, sqlite_file
 
 
 def build_generator(settings: Settings) -> ClipGenerator:
@@ -58,3 +58,23 @@ def _checked_r2(config: R2Config) -> R2Storage:
 def build_store(settings: Settings) -> Store:
     """The database of project state and audit trail."""
     return open_store(settings.resolved_database_url)
+
+
+def existing_store(settings: Settings) -> Store:
+    """The store, for commands that only read or answer: never makes an empty database."""
+    database = sqlite_file(settings.resolved_database_url)
+    if database is not None and not database.is_file():
+        raise ConfigurationError(
+            f"no clipgate database at {database} (CLIPGATE_HOME={settings.home}): set "
+            "CLIPGATE_HOME (or CLIPGATE_DATABASE_URL) to where the gate ran; the demo "
+            "prints the exact command"
+        )
+    return build_store(settings)
+
+
+def store_description(settings: Settings) -> str:
+    """Which database a command looked in, for messages about unknown projects."""
+    database = sqlite_file(settings.resolved_database_url)
+    if database is not None:
+        return f"the SQLite database {database}"
+    return "the database at CLIPGATE_DATABASE_URL"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 import threading
 import time
 import uuid
@@ -15,13 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from clipgate.errors import ConfigurationError
 from clipgate.gate import summarize
-from clipgate.models import CLIP_COUNT, VideoProject
+from clipgate.links import review_page_url
+from clipgate.models import CLIP_COUNT, AnswerSource, VideoProject
 from clipgate.samples import make_sample_project
-from clipgate.settings import load_settings
+from clipgate.settings import Settings, load_settings
 from clipgate.store import Store
 from clipgate.wiring import build_store
 from deployments.local_server import ensure_server
+from room.server import RunningRoom, start_room
 
 
 @dataclass
@@ -60,17 +65,23 @@ def run_demo(
     api_url = ensure_server(workdir / "prefect", os.environ.get("PREFECT_API_URL"))
     os.environ["PREFECT_API_URL"] = api_url
     say(f"Prefect server healthy at {api_url}")
+    room = _start_room(settings)
+    say(f"review room at {room.url} (Prefect UI at {api_url.removesuffix('/api')})")
 
     project_id = f"demo-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     project, manifest = make_sample_project(
         workdir / "samples", project_id, width=settings.clip_width, height=settings.clip_height
     )
     say(f"made {CLIP_COUNT} sample stills and the manifest {manifest}")
+    say(f"watch and answer its reviews at {review_page_url(room.url, project_id)}")
+    clipgate = _command_prefix(workdir, api_url)
+    say(f"from another shell: `{clipgate} review {project_id} --approve` answers its review")
+    say(f"if this process dies, `{clipgate} recover {project_id}` finishes the project")
 
     store = build_store(settings)
     runner = _FlowThread(project)
     runner.start()
-    reviewer = _Reviewer(store, project_id, api_url, flags, interactive, say)
+    reviewer = _Reviewer(store, settings, project_id, api_url, flags, interactive, say, clipgate)
     while runner.thread.is_alive():
         reviewer.step()
         time.sleep(0.5)
@@ -105,6 +116,31 @@ def run_demo(
     return 0
 
 
+def _start_room(settings: Settings) -> RunningRoom:
+    """The review room on its usual port, or on a free one when that is taken."""
+    try:
+        room = start_room(settings)
+    except ConfigurationError:
+        room = start_room(settings, port=0)
+    # The flow runs in this process; its resume form must link to this room.
+    os.environ["CLIPGATE_ROOM_PORT"] = str(room.port)
+    return room
+
+
+def _command_prefix(workdir: Path, api_url: str) -> str:
+    """The clipgate command with the environment this demo runs in, to paste elsewhere."""
+    executable = Path(sys.executable).with_name("clipgate")
+    return shlex.join(
+        [
+            "env",
+            f"CLIPGATE_HOME={workdir / 'data'}",
+            f"PREFECT_HOME={os.environ['PREFECT_HOME']}",
+            f"PREFECT_API_URL={api_url}",
+            str(executable),
+        ]
+    )
+
+
 class _Progress:
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -119,13 +155,17 @@ class _Reviewer:
     def __init__(
         self,
         store: Store,
+        settings: Settings,
         project_id: str,
         api_url: str,
         flags: list[int],
         interactive: bool,
         say: _Progress,
+        clipgate: str,
     ) -> None:
         self.store = store
+        self.settings = settings
+        self.clipgate = clipgate
         self.project_id = project_id
         self.ui_url = api_url.removesuffix("/api")
         self.flags = flags
@@ -155,10 +195,11 @@ class _Reviewer:
                 self.say(
                     f"round {review_round}: waiting for you. Open "
                     f"{self.ui_url}/runs/flow-run/{row.flow_run_id} and use Resume, or run "
-                    f"`clipgate review {self.project_id} --approve` (or --flag 'clips 5, 12')"
+                    f"`{self.clipgate} review {self.project_id} --approve` "
+                    "(or --flag 'clips 5, 12')"
                 )
             return
-        self._answer(row.flow_run_id, review_round)
+        self._answer(review_round)
 
     def _report_generation(self, review_round: int, flagged: list[int]) -> None:
         if review_round != self.progress_round:
@@ -176,8 +217,8 @@ class _Reviewer:
                 f"/{planned}"
             )
 
-    def _answer(self, flow_run_id: str, review_round: int) -> None:
-        from flows.resume import answer_review
+    def _answer(self, review_round: int) -> None:
+        from flows.resume import submit_answer
 
         answer: dict[str, Any]
         if review_round == 1:
@@ -191,6 +232,8 @@ class _Reviewer:
         else:
             answer = {"decision": "approve", "reviewer": "clipgate demo"}
             said = f"round {review_round}: review is waiting; approving all clips"
-        if answer_review(flow_run_id, answer):
-            self.answered_rounds.add(review_round)
-            self.say(said)
+        outcome = submit_answer(
+            self.settings, self.project_id, answer, AnswerSource.DEMO, review_round
+        )
+        self.answered_rounds.add(review_round)
+        self.say(said if outcome.accepted else outcome.message)

@@ -18,4 +18,5 @@ def narration(project: VideoProject) -> list[str]:
     spoken = narrate_clip.map(unmapped(project), numbers).result()
     files = [path for path in spoken if path]
     finish_narration(project.project_id, files)
+    publish_review(project)
     return files

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import flow, pause_flow_run, suspend_flow_run, unmapped
+from prefect import Task, flow, pause_flow_run, suspend_flow_run, unmapped
 from prefect.futures import PrefectFutureList
 from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -10,8 +10,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from clipgate.clips import ProducedClip
 from clipgate.errors import GenerationError
 from clipgate.gate import ProjectSummary
-from clipgate.models import ClipKey, ReviewDecision, VideoProject
+from clipgate.liveness import Heartbeat
+from clipgate.models import AnswerSource, ClipKey, ReviewDecision, VideoProject
 from clipgate.settings import Settings, load_settings
+from clipgate.wiring import build_store
 from flows.narration import narration
 from tasks.clips import produce_clip
 from tasks.publish import check_review_surface, publish_review
@@ -19,6 +21,7 @@ from tasks.review import (
     ReviewInput,
     clips_to_make,
     finish_generation,
+    publish_evidence,
     record_decision,
     record_generation_failures,
     recorded_decision,
@@ -41,7 +44,18 @@ def video_review(project: VideoProject) -> ProjectSummary:
     settings = load_settings()
     produce = produce_clip.with_options(result_storage=settings.results_dir.resolve())
     check_review_surface(project)
-    register_project(project, flow_run.get_id())
+    run_id = str(flow_run.get_id())
+    register_project(project, run_id)
+    with Heartbeat(build_store(settings), project.project_id, run_id):
+        return review_until_approved(project, settings, produce)
+
+
+def review_until_approved(
+    project: VideoProject,
+    settings: Settings,
+    produce: Task[[VideoProject, ClipKey], ProducedClip],
+) -> ProjectSummary:
+    """Make the round's clips, wait for the answer, repeat until approved, then narrate."""
     review_round = 1
     while True:
         keys = clips_to_make(project, review_round)
@@ -52,9 +66,12 @@ def video_review(project: VideoProject) -> ProjectSummary:
         publish_review(project)
         decision = recorded_decision(project.project_id, review_round)
         if decision is None:
-            decision = wait_for_review(project.project_id, review_round, settings)
-            record_decision(project.project_id, review_round, decision, source="prefect")
+            answer = wait_for_review(project.project_id, review_round, settings)
+            decision = record_decision(
+                project.project_id, review_round, answer, source=AnswerSource.PREFECT_FORM
+            )
             publish_review(project)
+        publish_evidence(project.project_id, review_round)
         if decision.approved:
             break
         review_round += 1

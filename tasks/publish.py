@@ -11,6 +11,7 @@ from prefect.concurrency.sync import concurrency
 
 from blocks import load_run_settings
 from clipgate.errors import NotionError
+from clipgate.links import review_page_url
 from clipgate.models import VideoProject
 from clipgate.notion.sync import review_surface, sync_project
 from clipgate.wiring import build_store
@@ -50,4 +51,9 @@ def publish_review(project: VideoProject) -> None:
             project.project_id,
             project.notion_page_id,
             upload=settings.storage_for(project.channel) == "notion",
+            review_page=(
+                review_page_url(settings.room_url, project.project_id)
+                if settings.room_public_url
+                else ""
+            ),
         )

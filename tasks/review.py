@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
 
@@ -64,15 +66,33 @@ def recorded_decision(project_id: str, review_round: int) -> ReviewDecision | No
 @task(cache_policy=NO_CACHE)
 def review_table(project_id: str, review_round: int) -> str:
     """The markdown the reviewer sees on the resume form."""
-    return gate.review_table(_store(), project_id, review_round)
+    settings = load_run_settings()
+    return gate.review_table(build_store(settings), project_id, review_round, settings.room_url)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_evidence(project_id: str, review_round: int) -> None:
+    """Write the project's review evidence so far as a markdown artifact of this run."""
+    create_markdown_artifact(
+        markdown=gate.audit(_store(), project_id).markdown(),
+        key=_artifact_key(f"review-evidence-{project_id}"),
+        description=f"Review evidence after round {review_round}",
+    )
+
+
+def _artifact_key(name: str) -> str:
+    # Artifact keys allow only lowercase letters, digits and dashes.
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
 
 
 @task(cache_policy=NO_CACHE)
 def record_decision(
     project_id: str, review_round: int, decision: ReviewDecision, source: str
-) -> None:
-    """End the review round with the reviewer's decision."""
-    gate.record_decision(_store(), project_id, review_round, decision, source)
+) -> ReviewDecision:
+    """End the review round; the decision that counts (the first one recorded)."""
+    return gate.record_decision(
+        _store(), project_id, review_round, decision, source
+    ).decided_by.decision
 
 
 @task(cache_policy=NO_CACHE)

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from notion_client import Client
 from pydantic import SecretStr
 
+from clipgate import gate
+from clipgate.clips import ProducedClip
+from clipgate.models import VideoProject
 from clipgate.notion.gateway import NotionConfig, NotionGateway
 from clipgate.notion.schema import create_videos_database, data_source_of
+from clipgate.store import Store
 from deployments.setup import ensure_concurrency_limits
 from tasks.publish import NOTION_LIMIT
 from tests.fakes.notion_server import FakeNotion, running_fake_notion
@@ -42,7 +52,8 @@ class Workspace:
         ensure_concurrency_limits({NOTION_LIMIT: 1})
 
 
-def _new_task_page(fake: FakeNotion, tasks_source: str, title: str) -> str:
+def new_task_page(fake: FakeNotion, tasks_source: str, title: str) -> str:
+    """A task page in the Tasks data source, made through the API; its id."""
     client = Client(auth=fake.token, base_url=fake.base_url)
     page: Any = client.pages.create(
         parent={"type": "data_source_id", "data_source_id": tasks_source},
@@ -68,7 +79,7 @@ def seeded_notion() -> Iterator[Workspace]:
         )
         videos = create_videos_database(
             NotionGateway(base), seeded.parent_page_id, seeded.tasks_database_id
-        )
+        ).database_id
         config = base.model_copy(update={"videos_database_id": videos})
         yield Workspace(
             fake=fake,
@@ -76,7 +87,7 @@ def seeded_notion() -> Iterator[Workspace]:
             config=config,
             tasks_source=seeded.tasks_data_source_id,
             videos_source=data_source_of(NotionGateway(config), videos, "Videos"),
-            task_page_id=_new_task_page(fake, seeded.tasks_data_source_id, "Video 1"),
+            task_page_id=new_task_page(fake, seeded.tasks_data_source_id, "Video 1"),
         )
 
 
@@ -90,3 +101,96 @@ def notion_rows(notion: Workspace) -> dict[int, dict[str, Any]]:
             assert number not in rows, f"duplicate row for clip {number}"
             rows[number] = {"id": page["id"], **simple, "page": page}
     return rows
+
+
+def stored_clips(folder: Path, number_attempts: dict[int, int]) -> list[ProducedClip]:
+    """Small clip files in `folder` as the gate records them (local storage, file:// URLs)."""
+    clips = []
+    for number, attempt in number_attempts.items():
+        path = folder / f"clip-{number:02d}-attempt-{attempt}.mp4"
+        path.write_bytes(f"clip {number} attempt {attempt} ".encode() * 200)
+        clips.append(
+            ProducedClip(
+                number=number,
+                attempt=attempt,
+                object_key=path.name,
+                location=str(path),
+                url=path.as_uri(),
+                sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                size_bytes=path.stat().st_size,
+                duration_s=10.0,
+                faststart=True,
+                thumbnail_url="",
+                generator="local",
+                seconds=0.1,
+            )
+        )
+    return clips
+
+
+def reviewed_project(
+    store: Store, project: VideoProject, folder: Path, flow_run_id: str | None = None
+) -> None:
+    """A project whose 18 clips are made and waiting for review."""
+    gate.register_project(store, project, flow_run_id)
+    gate.start_generation(store, project.project_id, 1)
+    gate.finish_generation(
+        store, project.project_id, 1, stored_clips(folder, dict.fromkeys(range(1, 19), 1))
+    )
+
+
+@dataclass
+class Received:
+    """One webhook request as the subscriber saw it."""
+
+    at: float
+    event: dict[str, Any]
+    signature: str
+    body: bytes
+
+
+@dataclass
+class Subscriber:
+    """A local webhook endpoint that keeps what it receives."""
+
+    url: str
+    received: list[Received] = field(default_factory=list)
+
+    def wait_for(self, count: int, timeout_s: float = 10) -> list[Received]:
+        """The deliveries so far, once there are `count` (or the timeout passed)."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.received)
+
+
+@contextmanager
+def webhook_subscriber(
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[Subscriber]:
+    """An HTTP endpoint on 127.0.0.1 that hands each delivery to `on_event`, then keeps it."""
+    subscriber = Subscriber(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            event = json.loads(body)
+            if on_event is not None:
+                on_event(event)
+            signature = self.headers.get("X-Notion-Signature", "")
+            subscriber.received.append(Received(time.monotonic(), event, signature, body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Deliveries are kept in `subscriber.received`, not printed."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    subscriber.url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        yield subscriber
+    finally:
+        server.shutdown()
+        server.server_close()

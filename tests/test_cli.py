@@ -58,7 +58,7 @@ def test_demo_flags_then_approves(prefect_api_url: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
 
-    assert result["final_status"] == "generating_audio"
+    assert result["final_status"] == "audio_ready"
     assert result["rounds"] == [
         {"decision": "flag", "clips": [2, 9, 18]},
         {"decision": "approve", "clips": []},
@@ -118,6 +118,7 @@ def test_costs_reports_spend_and_savings(settings: Settings, project: VideoProje
         "spent_usd": 10.0,
         "clips_kept_by_reviews": 16,
         "saved_usd": 8.0,
+        "estimated": True,
     }
     unknown = _run("costs", "no-such-project", env=env)
     assert unknown.returncode != 0

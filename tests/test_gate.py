@@ -183,11 +183,14 @@ def test_unknown_project_is_a_clear_error(store: Store) -> None:
 
 
 def test_review_table_lists_every_clip(store: Store, project: VideoProject) -> None:
-    """The pause description has a row per clip with attempt, duration and file."""
+    """The pause description links the review room and lists each clip by its room URL."""
     gate.register_project(store, project, None)
     _make_round(store, project, 1)
-    table = gate.review_table(store, project.project_id, 1)
+    room = "http://127.0.0.1:8780"
+    table = gate.review_table(store, project.project_id, 1, room)
     rows = [line for line in table.splitlines() if line.startswith("| ") and "Clip" not in line]
     assert len(rows) == 18
-    assert "| 7 | 1 | 1.0 s | yes | ![clip 7](file:///clips/c/p/clip-07/attempt-1.jpg) |" in table
-    assert "[c/p/clip-07/attempt-1.mp4](file:///clips/c/p/clip-07/attempt-1.mp4)" in table
+    media = f"{room}/clips/{project.channel}/{project.project_id}/clip-07/attempt-1"
+    assert f"| 7 | 1 | 1.0 s | ![clip 7]({media}.jpg) |" in table
+    assert f"[clip-07/attempt-1.mp4]({media}.mp4)" in table
+    assert f"({room}/projects/{project.project_id})" in table

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import re
 import secrets
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ from clipgate.generators.kling import (
     sign_jwt,
 )
 from clipgate.models import ClipKey, ClipSpec
+from clipgate.settings import load_settings
 from tests.fakes.kling_server import CONCURRENCY_REFUSAL, KlingFake, Refusal
 
 Outcome = GenerationResult | Exception
@@ -47,7 +52,7 @@ def still(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             imageio_ffmpeg.get_ffmpeg_exe(),
             *("-hide_banner", "-loglevel", "error", "-y"),
-            *("-f", "lavfi", "-i", "color=c=teal:s=320x180", "-frames:v", "1", str(target)),
+            *("-f", "lavfi", "-i", "color=c=teal:s=640x360", "-frames:v", "1", str(target)),
         ],
         check=True,
     )
@@ -268,27 +273,6 @@ def test_flagging_three_clips_submits_exactly_three_new_tasks(
     assert len(first_round) == 18
 
 
-def test_fake_refuses_bad_tokens(kling: KlingFake) -> None:
-    """The local Kling checks the JWT: missing, wrongly signed, expired, not yet valid."""
-    now = time.time()
-    good = sign_jwt(kling.access_key, kling.secret_key, now, 1800)
-    refused = {
-        1001: None,
-        1002: sign_jwt(kling.access_key, "not-the-secret", now, 1800),
-        1004: sign_jwt(kling.access_key, kling.secret_key, now - 3600, 1800),
-        1003: sign_jwt(kling.access_key, kling.secret_key, now + 600, 1800),
-    }
-    with httpx.Client(base_url=kling.base_url) as http:
-        for code, token in refused.items():
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            answer = http.get(f"{IMAGE2VIDEO_PATH}/some-task", headers=headers)
-            assert (answer.status_code, answer.json()["code"]) == (401, code)
-        answer = http.get(
-            f"{IMAGE2VIDEO_PATH}/some-task", headers={"Authorization": f"Bearer {good}"}
-        )
-    assert (answer.status_code, answer.json()["code"]) == (404, 1203)
-
-
 def test_wrong_secret_key_stops_with_a_configuration_error_that_hides_secrets(
     kling: KlingFake, still: Path, tmp_path: Path
 ) -> None:
@@ -318,8 +302,10 @@ def test_downloaded_file_is_the_mp4_the_fake_served(
     assert output.read_bytes() == kling.video
     assert output.read_bytes()[4:8] == b"ftyp"
     assert sorted(path.name for path in output.parent.iterdir()) == [output.name]
-    assert result == GenerationResult(
-        generator="kling", cost_usd=0.28, external_task_id=kling.submissions[0].task_id
+    assert (result.generator, result.cost_usd, result.external_task_id) == (
+        "kling",
+        0.56,
+        kling.submissions[0].task_id,
     )
 
 
@@ -356,7 +342,7 @@ def test_submission_carries_the_clip_and_the_configured_model(
         "5",
     )
     assert submission.image_bytes == still.stat().st_size
-    assert result.cost_usd == config.price_usd == 0.175
+    assert result.cost_usd == config.price_usd == 0.35
 
 
 def test_rerun_of_a_clip_key_resumes_its_task_instead_of_paying_twice(
@@ -400,27 +386,6 @@ def test_submit_timeout_looks_the_task_up_before_submitting_again(
         key, spec, output_for(tmp_path, key)
     )
 
-    assert len(kling.submissions) == 1
-
-
-def test_fake_refuses_a_reused_external_task_id(kling: KlingFake, still: Path) -> None:
-    """Submitting the same external_task_id twice is refused the second time."""
-    body = {
-        "model_name": "kling-v2-1",
-        "image": base64.b64encode(still.read_bytes()).decode(),
-        "prompt": "zoom",
-        "duration": "5",
-        "external_task_id": "proj-1.clip-01.attempt-1",
-    }
-    token = sign_jwt(kling.access_key, kling.secret_key, time.time(), 1800)
-    with httpx.Client(base_url=kling.base_url) as http:
-        answers = [
-            http.post(IMAGE2VIDEO_PATH, json=body, headers={"Authorization": f"Bearer {token}"})
-            for _ in range(2)
-        ]
-
-    assert [answer.status_code for answer in answers] == [200, 400]
-    assert "already exists" in answers[1].json()["message"]
     assert len(kling.submissions) == 1
 
 
@@ -490,3 +455,164 @@ def test_block_with_an_unpriced_model_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match="no price"):
         block.kling_config()
+
+
+def test_lookup_finds_a_task_older_than_the_newest_thirty(
+    kling: KlingFake, still: Path, tmp_path: Path
+) -> None:
+    """A clip whose task has 30 newer ones resumes it by external_task_id; nothing paid twice."""
+    kling.concurrency_limit = 100
+    key, spec = clip(1, still)
+    generator = KlingGenerator(config_for(kling))
+    with KlingClient(generator.config) as client:
+        oldest = client.start_task(generator.request_body(key, spec))
+        for project in range(30):
+            newer = ClipKey(project_id=f"other-{project}", channel="chan", number=1, attempt=1)
+            client.start_task(generator.request_body(newer, spec))
+    token = sign_jwt(kling.access_key, kling.secret_key, time.time(), 1800)
+    with httpx.Client(base_url=kling.base_url) as http:
+        first_page = http.get(
+            IMAGE2VIDEO_PATH,
+            params={"external_task_id": key.token},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()["data"]
+    assert oldest.task_id not in {task["task_id"] for task in first_page}
+
+    result = generator.generate(key, spec, output_for(tmp_path, key))
+
+    assert result.external_task_id == oldest.task_id
+    assert len(kling.submissions) == 31
+
+
+def test_a_refused_duplicate_external_id_resolves_to_the_existing_task(
+    kling: KlingFake, still: Path
+) -> None:
+    """Submitting an id another worker already used gets Kling's refusal, then that task."""
+    key, spec = clip(2, still)
+    generator = KlingGenerator(config_for(kling))
+    body = generator.request_body(key, spec)
+    with KlingClient(generator.config) as client:
+        first = client.start_task(body)
+        second = client.start_task(body)
+
+    assert second.task_id == first.task_id
+    assert kling.create_answers[1201] == 1
+    assert len(kling.submissions) == 1
+
+
+def test_connection_refused_fails_at_once_naming_the_base_url(
+    still: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listening at the base URL: one ConfigurationError saying what to check, no retry."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    base_url = f"http://127.0.0.1:{closed_port}"
+    config = KlingConfig(
+        access_key=SecretStr("ak"),
+        secret_key=SecretStr("sk"),
+        base_url=base_url,
+        max_retries=1,
+        retry_initial_s=4.0,
+    )
+    key, spec = clip(3, still)
+    started = time.monotonic()
+
+    with pytest.raises(ConfigurationError) as raised:
+        KlingGenerator(config).generate(key, spec, output_for(tmp_path, key))
+
+    assert time.monotonic() - started < 1.5
+    message = str(raised.value)
+    assert message.startswith("clip 3 (attempt 1): cannot connect to the Kling API at " + base_url)
+    assert "CLIPGATE_KLING__BASE_URL" in message
+    assert "firewall" in message
+    assert "retry" not in caplog.text
+
+
+def test_every_retry_is_a_warning_naming_the_clip_the_reason_and_the_wait(
+    kling: KlingFake, still: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two 1303 refusals: two warnings, each with the clip, Kling's code and the wait."""
+    kling.refuse_creations(CONCURRENCY_REFUSAL, times=2)
+    key, spec = clip(4, still, attempt=2)
+
+    with caplog.at_level(logging.WARNING, logger="clipgate.generators.kling"):
+        KlingGenerator(config_for(kling)).generate(key, spec, output_for(tmp_path, key))
+
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 2
+    for number, warning in enumerate(warnings, 1):
+        assert warning.startswith("clip 4 (attempt 2): Kling is busy")
+        assert "code 1303" in warning
+        assert re.search(rf"; retry {number} of 12 in \d+\.\d s$", warning), warning
+
+
+def test_a_result_records_when_klings_copy_is_cleared(
+    kling: KlingFake, still: Path, tmp_path: Path
+) -> None:
+    """The result carries the provider URL's expiry: 30 days after Kling created the task."""
+    key, spec = clip(5, still)
+    before = datetime.now(UTC)
+
+    result = KlingGenerator(config_for(kling)).generate(key, spec, output_for(tmp_path, key))
+
+    assert result.provider_url_expires_at is not None
+    assert before + timedelta(days=30) - timedelta(seconds=1) <= result.provider_url_expires_at
+    assert result.provider_url_expires_at <= datetime.now(UTC) + timedelta(days=30)
+
+
+def test_defaults_are_klings_global_host_and_its_published_list_prices() -> None:
+    """Base URL api-singapore; the price table is the published list, marked as estimates."""
+    config = KlingConfig(access_key=SecretStr("ak"), secret_key=SecretStr("sk"))
+
+    assert config.base_url == "https://api-singapore.klingai.com"
+    assert config.prices_are_estimates
+    assert config.prices_usd == {
+        "kling-v2-1/std/5s": 0.28,
+        "kling-v2-1/std/10s": 0.56,
+        "kling-v2-1/pro/5s": 0.49,
+        "kling-v2-1/pro/10s": 0.98,
+        "kling-v2-1-master/pro/5s": 1.40,
+        "kling-v2-1-master/pro/10s": 2.80,
+        "kling-v2-5-turbo/std/5s": 0.21,
+        "kling-v2-5-turbo/std/10s": 0.42,
+        "kling-v2-5-turbo/pro/5s": 0.35,
+        "kling-v2-5-turbo/pro/10s": 0.70,
+    }
+
+
+def test_prices_from_the_environment_are_the_accounts_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CLIPGATE_KLING__PRICES_USD replaces the list; such prices are no longer estimates."""
+    monkeypatch.setenv("CLIPGATE_KLING__ACCESS_KEY", "ak")
+    monkeypatch.setenv("CLIPGATE_KLING__SECRET_KEY", "sk")
+    monkeypatch.setenv("CLIPGATE_KLING__PRICES_USD", '{"kling-v2-1/std/10s": 0.4}')
+
+    kling = load_settings().kling
+
+    assert kling is not None
+    assert kling.price_usd == 0.4
+    assert not kling.prices_are_estimates
+
+
+def test_a_still_kling_would_refuse_fails_the_clip_with_klings_reason(
+    kling: KlingFake, tmp_path: Path
+) -> None:
+    """A 160x90 still is under Kling's 300 px minimum: the clip fails with that reason, unpaid."""
+    small = tmp_path / "small.png"
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            *("-hide_banner", "-loglevel", "error", "-y"),
+            *("-f", "lavfi", "-i", "color=c=teal:s=160x90", "-frames:v", "1", str(small)),
+        ],
+        check=True,
+    )
+    key, spec = clip(14, small)
+
+    with pytest.raises(GenerationError, match="300px") as raised:
+        KlingGenerator(config_for(kling)).generate(key, spec, output_for(tmp_path, key))
+
+    assert not isinstance(raised.value, TransientGenerationError)
+    assert kling.submissions == []

@@ -36,7 +36,11 @@ from tests.mp4_samples import (
     with_uuid_boxes,
 )
 
-STEPS = ["inserted", "head-written", "switched", "moov-dropped"]
+STEPS = {
+    "stco": ["marked", "inserted", "head-written", "committed"],
+    "uuid-around": ["marked", "inserted", "head-written", "moov-renamed", "committed"],
+}
+CRASHES = [(variant, step) for variant, steps in STEPS.items() for step in steps]
 
 
 def moov_at_end(variant: str) -> bytes:
@@ -283,38 +287,39 @@ def test_missing_file_and_folder_give_mp4_errors(tmp_path: Path) -> None:
     """A path that is no file at all is reported as an MP4Error naming it."""
     with pytest.raises(MP4Error, match="No such file"):
         mp4.inspect(tmp_path / "absent.mp4")
-    with pytest.raises(MP4Error, match="not a regular file"):
-        mp4.inspect(tmp_path)
-    with pytest.raises(MP4Error, match="Is a directory"):
-        mp4.make_faststart(tmp_path)
+    for attempt in (mp4.inspect, mp4.make_faststart, mp4.repair):
+        with pytest.raises(MP4Error, match="not a regular file but a directory"):
+            attempt(tmp_path)
 
 
-@pytest.mark.parametrize("step", STEPS)
-@pytest.mark.parametrize("recovery", ["faststart", "check"])
+@pytest.mark.parametrize(("variant", "step"), CRASHES)
+@pytest.mark.parametrize("recovery", ["faststart", "repair"])
 def test_crash_at_each_step_is_repaired(
-    tmp_path: Path, step: str, recovery: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, variant: str, step: str, recovery: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Stopped after any durable step, the file is repaired by the next faststart or check."""
-    data = encoded("av")
+    """Stopped after any step, the file is put back exactly by repair, or by the next faststart."""
+    data = moov_at_end(variant)
     path = place(tmp_path, "clip.mp4", data)
     before = framemd5(path)
 
     with pytest.raises(SimulatedCrash):
         mp4.relocate_moov(path, checkpoint=crash_at(step))
 
-    if step != "moov-dropped":
-        with pytest.raises(MP4Error, match="interrupted faststart"):
+    interrupted = step != "committed"
+    if interrupted:
+        with pytest.raises(MP4Error, match=re.escape(f"run `clipgate mp4 repair {path}`")):
             mp4.inspect(path)
     if recovery == "faststart":
         result = mp4.make_faststart(path)
-        assert result.changed == (step != "moov-dropped")
+        assert result.changed == interrupted
         assert mp4.inspect(path).faststart
     else:
-        assert mp4_main(["mp4", "check", str(path)]) == 0
-        repaired = "repaired" in capsys.readouterr().err
-        assert repaired == (step != "moov-dropped")
-        if step in ("inserted", "head-written"):
-            assert path.read_bytes() == data
+        assert mp4_main(["mp4", "repair", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert ("interrupted faststart undone" in out) == interrupted
+        assert ("nothing to repair" in out) == (not interrupted)
+        assert (path.read_bytes() == data) == interrupted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
     assert framemd5(path) == before
 
 
@@ -415,7 +420,6 @@ def test_cli_check_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         {"type": kind, "offset": offset, "size": size} for kind, offset, size, _ in top_boxes(data)
     ]
     assert reports[1]["fragmented"] is True
-    assert reports[1]["repaired"] is False
 
 
 def test_cli_faststart_many_files_continues_past_a_failure(

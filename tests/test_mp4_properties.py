@@ -102,3 +102,30 @@ def test_mutated_clip_is_relocated_or_left_untouched(scratch: Path, data: bytes)
         assert info.faststart or info.fragmented
         if not result.changed:
             assert scratch.read_bytes() == data
+
+
+MARKER_LOOKALIKE = st.binary(min_size=64, max_size=64).map(
+    lambda rest: struct.pack(">I4s", 88, b"cgfs") + b"clipgate.fs.v1\r\n" + rest
+)
+
+
+@settings(FAST, max_examples=60)
+@given(
+    head=st.one_of(st.binary(max_size=64), st.integers(1, 70_000).map(bytes)),
+    tail=st.one_of(st.binary(max_size=128), MARKER_LOOKALIKE),
+)
+def test_check_and_repair_never_write_an_unmarked_file(
+    scratch: Path, head: bytes, tail: bytes
+) -> None:
+    """Zero or junk heads and tails (even marker look-alikes) around a clip are never written."""
+    data = head + encoded("av") + tail
+    scratch.write_bytes(data)
+    inspect_bytes(scratch, data)
+    try:
+        repaired = mp4.repair(scratch)
+    except MP4Error as error:
+        repaired = False
+        problem = str(error)
+        assert "clipgate faststart marker" in problem
+    assert not repaired
+    assert scratch.read_bytes() == data

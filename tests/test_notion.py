@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -15,19 +15,18 @@ import pytest
 from pydantic import SecretStr
 
 from clipgate import gate
-from clipgate.clips import ProducedClip
-from clipgate.errors import ConfigurationError
+from clipgate.errors import ConfigurationError, InputError
 from clipgate.models import ReviewDecision, VideoProject
-from clipgate.notion.gateway import NotionGateway
-from clipgate.notion.schema import schema_problems
+from clipgate.notion.gateway import NotionConfig, NotionGateway
+from clipgate.notion.schema import create_videos_database, schema_problems
 from clipgate.notion.surface import NotionReviewSurface
 from clipgate.notion.sync import sync_project
 from clipgate.settings import Settings
 from clipgate.store import Store
 from clipgate.wiring import build_store
-from tests.fakes.notion_server import running_fake_notion
+from tests.fakes.notion_server import MB, running_fake_notion
 from tests.flow_helpers import FlowInThread, answer, generations, paused_round
-from tests.notion_workspace import Workspace, notion_rows
+from tests.notion_workspace import Workspace, notion_rows, reviewed_project, stored_clips
 
 
 def _attached_bytes(notion: Workspace, row: dict[str, Any]) -> bytes:
@@ -82,43 +81,10 @@ def test_run_with_notion_lists_18_playable_rows_and_keeps_them_on_regeneration(
     answer(run_id, {"decision": "approve"})
     run.finish()
     task = notion.fake.simple_properties(notion.task_page_id)
-    assert task["Status"] == "Generating Audio"
+    assert task["Status"] == "Audio Ready"
     assert task["Review Completed"]
     assert "Regenerate: clips 5, 12, 17" in task["Error Log"]
     assert generations(store, project.project_id) == 21
-
-
-def _stored_clips(tmp_path: Path, number_attempts: dict[int, int]) -> list[ProducedClip]:
-    clips = []
-    for number, attempt in number_attempts.items():
-        path = tmp_path / f"clip-{number:02d}-attempt-{attempt}.mp4"
-        path.write_bytes(f"clip {number} attempt {attempt} ".encode() * 200)
-        clips.append(
-            ProducedClip(
-                number=number,
-                attempt=attempt,
-                object_key=path.name,
-                location=str(path),
-                url=path.as_uri(),
-                sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-                size_bytes=path.stat().st_size,
-                duration_s=10.0,
-                faststart=True,
-                thumbnail_url="",
-                generator="local",
-                seconds=0.1,
-            )
-        )
-    return clips
-
-
-def _reviewed_project(store: Store, project: VideoProject, tmp_path: Path) -> None:
-    """A project whose 18 clips are made and waiting for review."""
-    gate.register_project(store, project, None)
-    gate.start_generation(store, project.project_id, 1)
-    gate.finish_generation(
-        store, project.project_id, 1, _stored_clips(tmp_path, dict.fromkeys(range(1, 19), 1))
-    )
 
 
 def test_publishing_converges_through_injected_faults(
@@ -126,7 +92,7 @@ def test_publishing_converges_through_injected_faults(
 ) -> None:
     """With 20% of requests failing (429, 409, 500, timeouts): 18 rows, none twice."""
     store = build_store_at(tmp_path)
-    _reviewed_project(store, project, tmp_path)
+    reviewed_project(store, project, tmp_path)
     notion.fake.inject_faults(0.2, seed=7)
     surface = NotionReviewSurface.connect(notion.config)
     sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
@@ -137,7 +103,7 @@ def test_publishing_converges_through_injected_faults(
     )
     gate.start_generation(store, project.project_id, 2)
     gate.finish_generation(
-        store, project.project_id, 2, _stored_clips(tmp_path, {5: 2, 12: 2, 17: 2})
+        store, project.project_id, 2, stored_clips(tmp_path, {5: 2, 12: 2, 17: 2})
     )
     sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
     notion.fake.inject_faults(0)
@@ -151,7 +117,7 @@ def test_a_crash_mid_publish_then_a_rerun_converges(
 ) -> None:
     """Killing the publisher after some uploads, then publishing again: 18 rows, no twins."""
     store = build_store_at(tmp_path)
-    _reviewed_project(store, project, tmp_path)
+    reviewed_project(store, project, tmp_path)
     script = (
         "import sys\n"
         "from pydantic import SecretStr\n"
@@ -206,7 +172,7 @@ def test_a_second_publish_with_nothing_new_changes_nothing(
 ) -> None:
     """Publishing again finds the rows with one query and writes nothing."""
     store = build_store_at(tmp_path)
-    _reviewed_project(store, project, tmp_path)
+    reviewed_project(store, project, tmp_path)
     surface = NotionReviewSurface.connect(notion.config)
     sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
     before = notion.fake.counts()
@@ -223,7 +189,7 @@ def test_requests_are_paced_under_notions_rate(
 ) -> None:
     """At 3 requests a second from the gateway, Notion's rate limit never answers 429."""
     store = build_store_at(tmp_path)
-    _reviewed_project(store, project, tmp_path)
+    reviewed_project(store, project, tmp_path)
     workspace = NotionReviewSurface.connect(notion.config).workspace
     notion.fake.set_rate_limit(3, burst=3)
     paced = NotionGateway(notion.config.model_copy(update={"requests_per_second": 3}))
@@ -317,9 +283,172 @@ def test_notion_init_and_doctor_commands(tmp_path: Path) -> None:
 
         made = clipgate("notion", "init", "--parent", seeded.parent_page_id)
         assert made.returncode == 0, made.stderr
+        assert "Notion named the relation on Tasks 'Videos'" in made.stdout
         videos = made.stdout.split("CLIPGATE_NOTION__VIDEOS_DATABASE_ID=")[1].split()[0]
         env["CLIPGATE_NOTION__VIDEOS_DATABASE_ID"] = videos
 
         ready = clipgate("notion", "doctor")
         assert ready.returncode == 0, ready.stdout + ready.stderr
         assert "ready for clipgate" in ready.stdout
+
+
+def _publish_everything(notion: Workspace) -> str:
+    """Every page and block of the workspace as one JSON text."""
+    pages = [*notion.fake.pages_in(notion.videos_source), notion.fake.page(notion.task_page_id)]
+    blocks = [notion.fake.block_children(page["id"]) for page in pages]
+    return json.dumps([pages, blocks])
+
+
+def test_a_clip_over_the_workspace_limit_stops_before_any_upload(
+    notion: Workspace, project: VideoProject, tmp_path: Path
+) -> None:
+    """On a free workspace a 5 MiB + 1 byte clip stops the publish first, naming the fix."""
+    store = build_store_at(tmp_path)
+    reviewed_project(store, project, tmp_path)
+    (clip_7,) = [clip for clip in store.clips(project.project_id) if clip.number == 7]
+    Path(clip_7.location).write_bytes(b"v" * (5 * MB + 1))
+    notion.fake.set_plan("free")
+    surface = NotionReviewSurface.connect(notion.config)
+    before = notion.fake.counts()
+
+    for _ in range(2):
+        with pytest.raises(ConfigurationError) as stopped:
+            sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
+
+    assert notion.fake.counts() - before == {"GET /v1/users/me": 1}
+    message = str(stopped.value)
+    assert "clip 7 (clip-07-attempt-1.mp4) is 5.0 MiB (5,242,881 bytes)" in message
+    assert "the 5.0 MiB (5,242,880 bytes) this Notion workspace takes" in message
+    assert f'CLIPGATE_CHANNEL_STORAGE=\'{{"{project.channel}": "r2"}}\'' in message
+    assert notion_rows(notion) == {}
+
+
+def test_a_refused_upload_is_not_sent_again(notion: Workspace, tmp_path: Path) -> None:
+    """A 400 from Notion is no NotionError to retry: it stops at once, after one request."""
+    notion.fake.set_plan("free")
+    gateway = NotionGateway(notion.config)
+    before = notion.fake.counts()
+    with pytest.raises(InputError, match="HTTP 400 validation_error"):
+        gateway.read(
+            "start a file upload",
+            gateway.client.file_uploads.create,
+            mode="multi_part",
+            number_of_parts=2,
+            filename="clip.mp4",
+            content_type="video/mp4",
+        )
+    assert notion.fake.counts() - before == {"POST /v1/file_uploads": 1}
+
+
+def test_the_tasks_relation_is_found_by_what_it_points_to(tmp_path: Path) -> None:
+    """When Notion names the reverse relation otherwise, init reports it and doctor finds it."""
+    with running_fake_notion() as fake:
+        seeded = fake.seed_workspace(token=fake.token)
+        fake.reverse_relation_name = "Related to Videos (Task)"
+        config = NotionConfig(
+            token=SecretStr(fake.token),
+            tasks_database_id=seeded.tasks_database_id,
+            base_url=fake.base_url,
+            requests_per_second=50,
+        )
+        created = create_videos_database(
+            NotionGateway(config), seeded.parent_page_id, seeded.tasks_database_id
+        )
+        assert created.tasks_relation_name == "Related to Videos (Task)"
+        ready = config.model_copy(update={"videos_database_id": created.database_id})
+        gateway = NotionGateway(ready)
+        problems, workspace = schema_problems(
+            gateway, ready.tasks_database_id, ready.videos_database_id
+        )
+        assert (problems, workspace is not None) == ([], True)
+        NotionReviewSurface.connect(ready)
+
+        gateway.read(
+            "drop the relation",
+            gateway.client.data_sources.update,
+            data_source_id=seeded.tasks_data_source_id,
+            properties={"Related to Videos (Task)": None, "Videos": {"rich_text": {}}},
+        )
+        problems, workspace = schema_problems(
+            gateway, ready.tasks_database_id, ready.videos_database_id
+        )
+        assert workspace is None
+        assert problems == [
+            "Tasks: no relation property points to the Videos database; make 'Task' on "
+            "Videos a two-way relation (show it on Tasks), or run `clipgate notion init`"
+        ]
+
+
+def test_overload_529_waits_as_long_as_retry_after_says(notion: Workspace) -> None:
+    """A 529 service_overload is retried, also for a create, after its Retry-After."""
+    waits: list[float] = []
+    gateway = NotionGateway(notion.config, sleep=waits.append)
+    notion.fake.fail_next("GET", r"/v1/users/me$", "529", retry_after_s=4)
+    assert gateway.read("read the bot", gateway.client.users.me)["type"] == "bot"
+    assert max(waits) == pytest.approx(4, abs=0.2)
+
+    # The recorded waits took no time, so the first pacer still holds: use a fresh one.
+    waits.clear()
+    fresh = notion.config.model_copy(update={"requests_per_second": 49})
+    writer = NotionGateway(fresh, sleep=waits.append)
+    notion.fake.fail_next("POST", r"^/v1/file_uploads$", "529", retry_after_s=2)
+    created = writer.write_once(
+        "start a file upload",
+        writer.client.file_uploads.create,
+        filename="clip.mp4",
+        content_type="video/mp4",
+    )
+    assert created["status"] == "pending"
+    assert max(waits) == pytest.approx(2, abs=0.2)
+    statuses = [record.status for record in notion.fake.requests[-4:]]
+    assert statuses == [529, 200, 529, 200]
+
+
+def test_local_clips_are_uploaded_never_linked_as_files(
+    notion: Workspace, project: VideoProject, tmp_path: Path
+) -> None:
+    """Local storage, no public review room: every clip is uploaded; no file:// anywhere.
+
+    A row an older clipgate linked to a file:// address is uploaded to as well.
+    """
+    store = build_store_at(tmp_path)
+    reviewed_project(store, project, tmp_path)
+    surface = NotionReviewSurface.connect(notion.config)
+    surface.gateway.read(
+        "make an old row",
+        surface.gateway.client.pages.create,
+        parent={"type": "data_source_id", "data_source_id": notion.videos_source},
+        properties={
+            "Clip Number": {"number": 3},
+            "Attempt": {"number": 1},
+            "Task": {"relation": [{"id": notion.task_page_id}]},
+            "File": {"files": [{"external": {"url": (tmp_path / "c.mp4").as_uri()}}]},
+        },
+    )
+    assert "file:" in _publish_everything(notion)
+    sync_project(surface, store, project.project_id, notion.task_page_id, upload=False)
+    _assert_rows_match_store(notion, store, project.project_id)
+    assert "file:" not in _publish_everything(notion)
+
+
+def test_local_clips_link_to_the_public_review_page(
+    notion: Workspace, project: VideoProject, tmp_path: Path
+) -> None:
+    """Local storage with a public review room: rows link to the project's review page."""
+    store = build_store_at(tmp_path)
+    reviewed_project(store, project, tmp_path)
+    page = f"https://review.example.com/projects/{project.project_id}"
+    surface = NotionReviewSurface.connect(notion.config)
+    sync_project(
+        surface, store, project.project_id, notion.task_page_id, upload=False, review_page=page
+    )
+    rows = notion_rows(notion)
+    assert sorted(rows) == list(range(1, 19))
+    for row in rows.values():
+        (linked,) = row["page"]["properties"]["File"]["files"]
+        assert linked["external"]["url"] == page
+        blocks = notion.fake.block_children(row["id"])
+        assert [block["type"] for block in blocks] == ["heading_3", "paragraph"]
+        assert blocks[1]["paragraph"]["rich_text"][0]["href"] == page
+    assert notion.fake.counts()["POST /v1/file_uploads"] == 0
+    assert "file:" not in _publish_everything(notion)

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from clipgate.models import VideoProject
+from clipgate.notion.poll import REPLY_PREFIX, ReviewAnswer, answer_for_page, read_answers
+from clipgate.notion.surface import NotionReviewSurface
 from clipgate.settings import Settings
+from clipgate.store import Store, open_store
 from clipgate.wiring import build_store
 from flows.notion_poll import notion_poll
 from flows.resume import waiting_review_key
 from tests.flow_helpers import FlowInThread, eventually, generations, paused_round
-from tests.notion_workspace import Workspace, notion_rows
+from tests.notion_workspace import Workspace, notion_rows, reviewed_project, webhook_subscriber
+
+# Longer than the default grace window (3 minutes) plus the minute Notion rounds away.
+GRACE_PASSED_S = 5 * 60
 
 
 @pytest.fixture
@@ -57,7 +65,10 @@ def test_poll_flags_on_video_error_then_queued_and_approves(
     )
     ana = notion.fake.add_person("Ana")
 
+    # Written before the grace window: it is answered at once.
+    notion.fake.advance_clock(-GRACE_PASSED_S)
     _as_reviewer(notion, ana, **_status("Video Error"), **_error_log(notion, "Bad motion"))
+    notion.fake.advance_clock(GRACE_PASSED_S)
     assert notion_poll() == 0
     assert (
         "clipgate: no clip numbers found"
@@ -83,7 +94,7 @@ def test_poll_flags_on_video_error_then_queued_and_approves(
     _as_reviewer(notion, ana, **_status("Video Approved"))
     assert notion_poll() == 1
     summary = run.finish()
-    assert summary.status == "generating_audio"
+    assert summary.status == "audio_ready"
     assert notion_poll() == 0
 
 
@@ -124,4 +135,89 @@ def test_notes_on_video_rows_flag_their_clips_and_old_lines_do_not(
     assert waiting_review_key(run_id) == "review-3"
     _as_reviewer(notion, ana, **_status("Video Approved"))
     assert notion_poll() == 1
-    assert run.finish().status == "generating_audio"
+    assert run.finish().status == "audio_ready"
+
+
+@pytest.fixture
+def waiting(notion: Workspace, project: VideoProject, tmp_path: Path) -> tuple[Store, str]:
+    """A store whose project (mirrored to the task page) waits for its first review."""
+    store = open_store(f"sqlite:///{tmp_path / 'gate.db'}")
+    in_notion = project.model_copy(update={"notion_page_id": notion.task_page_id})
+    reviewed_project(store, in_notion, tmp_path, flow_run_id="run-1")
+    return store, project.channel
+
+
+def _replies(notion: Workspace) -> list[str]:
+    log = str(notion.fake.simple_properties(notion.task_page_id)["Error Log"])
+    return [line for line in log.splitlines() if line.startswith(REPLY_PREFIX)]
+
+
+def test_a_line_typed_after_the_status_is_read_by_the_webhook_without_an_error_reply(
+    notion: Workspace, waiting: tuple[Store, str]
+) -> None:
+    """Status first (event at once: not ready, no reply), line next (later event): flagged."""
+    store, channel = waiting
+    surface = NotionReviewSurface.connect(notion.config)
+    answers: list[ReviewAnswer | None] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        author = event["authors"][0]["id"]
+        page = event["entity"]["id"]
+        answers.append(answer_for_page(surface, store, page, frozenset({channel}), author))
+
+    ana = notion.fake.add_person("Ana")
+    with webhook_subscriber(on_event) as subscriber:
+        notion.fake.subscribe_webhook(subscriber.url, "token", aggregation_s=0.5)
+        _as_reviewer(notion, ana, **_status("Video Error"))
+        subscriber.wait_for(1)
+        assert answers == [None]
+        _as_reviewer(notion, ana, **_error_log(notion, "Regenerate: clips 5, 12, 17"))
+        subscriber.wait_for(2)
+
+    assert len(answers) == 2
+    flagged = answers[1]
+    assert flagged is not None
+    assert (flagged.flow_run_id, flagged.answer["clips"]) == ("run-1", [5, 12, 17])
+    assert flagged.answer["reviewer"] == ana
+    assert _replies(notion) == []
+
+
+def test_feedback_without_clip_numbers_gets_one_reply_once_the_window_is_over(
+    notion: Workspace, waiting: tuple[Store, str]
+) -> None:
+    """Inside the window the poll stays silent; after it, exactly one clear reply."""
+    store, _channel = waiting
+    surface = NotionReviewSurface.connect(notion.config)
+    ana = notion.fake.add_person("Ana")
+    _as_reviewer(notion, ana, **_status("Video Error"), **_error_log(notion, "Bad motion"))
+    assert read_answers(surface, store, None, frozenset()) == []
+    assert _replies(notion) == []
+
+    notion.fake.advance_clock(-GRACE_PASSED_S)
+    _as_reviewer(notion, ana, **_error_log(notion, "still bad"))
+    notion.fake.advance_clock(GRACE_PASSED_S)
+    for _ in range(2):
+        assert read_answers(surface, store, None, frozenset()) == []
+    (reply,) = _replies(notion)
+    assert reply.startswith("clipgate: no clip numbers found in 'still bad'")
+
+
+def test_the_poll_cursor_does_not_skip_a_page_that_was_inside_its_window(
+    notion: Workspace, waiting: tuple[Store, str]
+) -> None:
+    """A poll that saw the page just before its window ended still reads it after the end."""
+    store, _channel = waiting
+    surface = NotionReviewSurface.connect(notion.config)
+    ana = notion.fake.add_person("Ana")
+    notion.fake.advance_clock(-GRACE_PASSED_S)
+    _as_reviewer(notion, ana, **_status("Video Error"))
+    notion.fake.advance_clock(GRACE_PASSED_S)
+    edited = notion.fake.page(notion.task_page_id)["last_edited_time"]
+    window_ends = datetime.fromisoformat(edited.replace("Z", "+00:00")) + timedelta(
+        minutes=1, seconds=notion.config.feedback_grace_s
+    )
+
+    last_poll_started = window_ends - timedelta(seconds=1)
+    assert read_answers(surface, store, last_poll_started, frozenset()) == []
+    (reply,) = _replies(notion)
+    assert reply.startswith("clipgate: no clip numbers found")

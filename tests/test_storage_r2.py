@@ -266,6 +266,45 @@ def test_a_multipart_upload_that_loses_the_race_is_aborted_and_overwrites_nothin
     assert admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
+@pytest.mark.parametrize("same_bytes", [True, False], ids=["same-bytes", "other-bytes"])
+def test_a_key_taken_while_parts_go_up_is_found_before_completing(
+    same_bytes: bool,
+    large_clip: Path,
+    make_config: Callable[..., R2Config],
+    admin: S3Client,
+    bucket: str,
+) -> None:
+    """Another run stores the key mid-upload: the look before completing finds it and aborts."""
+    key = clip_key(13)
+    storage = r2_storage(
+        make_config(multipart_threshold_bytes=5 * MIB, multipart_part_bytes=5 * MIB)
+    )
+    competitor = large_clip.read_bytes() if same_bytes else b"another run's clip"
+
+    def other_run_stores_first(**_: object) -> None:
+        storage.client.meta.events.unregister("before-call.s3.UploadPart", other_run_stores_first)
+        admin.put_object(
+            Bucket=bucket,
+            Key=key.object_key,
+            Body=competitor,
+            Metadata={"sha256": hashlib.sha256(competitor).hexdigest()},
+        )
+
+    storage.client.meta.events.register("before-call.s3.UploadPart", other_run_stores_first)
+
+    with sent_operations(storage.client) as sent:
+        if same_bytes:
+            assert not storage.store(key, large_clip, sha256_of(large_clip)).uploaded
+        else:
+            with pytest.raises(StorageError, match=key.object_key):
+                storage.store(key, large_clip, sha256_of(large_clip))
+
+    assert "CompleteMultipartUpload" not in sent
+    assert sent[-2:] == ["HeadObject", "AbortMultipartUpload"]
+    assert admin.get_object(Bucket=bucket, Key=key.object_key)["Body"].read() == competitor
+    assert admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
 def test_a_thumbnail_goes_up_beside_its_clip(
     tmp_path: Path, make_config: Callable[..., R2Config], admin: S3Client, bucket: str
 ) -> None:
@@ -460,8 +499,12 @@ def test_uploads_to_r2_carry_no_streaming_checksum_or_acl(tmp_path: Path, large_
         "UploadPart",
         "UploadPart",
         "UploadPart",
+        "HeadObject",
         "CompleteMultipartUpload",
     ]
+    conditional = {r.operation: r.headers.get("if-none-match") for r in sent}
+    assert conditional["PutObject"] == "*"
+    assert conditional["CompleteMultipartUpload"] == "*"
     for request in sent:
         assert request.url.startswith(f"{R2_ENDPOINT}/clips/history/proj-1/")
         assert streaming_checksum_headers(request) == {}

@@ -86,7 +86,7 @@ def test_a_suspended_review_is_finished_by_another_process(
         eventually(lambda: _state_name(run.id) == "Completed", "the run to complete")
     row = store.project(project.project_id)
     assert row is not None
-    assert row.status == "generating_audio"
+    assert row.status == "audio_ready"
     assert generations(store, project.project_id) == 20
     assert [event.decision for event in store.review_events(project.project_id)] == [
         "flag",
@@ -206,7 +206,7 @@ def test_deployed_review_answered_in_notion_by_poll_then_webhook(
         receiver.shutdown()
         assert delivered.status_code == 200
         eventually(lambda: _state_name(run.id) == "Completed", "the run to complete")
-    assert notion_status() == "Generating Audio"
+    assert notion_status() == "Audio Ready"
     assert generations(store, project.project_id) == 21
     events = store.review_events(project.project_id)
     assert [(event.decision, event.clips, event.reviewer) for event in events] == [

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from clipgate import mp4
+from clipgate.errors import AnswerRefused
 from clipgate.models import VideoProject
 from clipgate.settings import Settings
 from clipgate.wiring import build_store
@@ -46,7 +47,7 @@ def test_flag_then_approve_remakes_only_flagged_clips(
     answer(run_id, {"decision": "approve", "reviewer": "ana"})
     summary = run.finish()
 
-    assert summary.status == "generating_audio"
+    assert summary.status == "audio_ready"
     assert [round_["decision"] for round_ in summary.rounds] == ["flag", "approve"]
     assert summary.rounds[0]["clips"] == [5, 12, 17]
     attempts = {clip.number: clip.attempt for clip in summary.clips}
@@ -81,7 +82,7 @@ def test_second_run_of_a_project_generates_nothing(
 
     assert generations(store, project.project_id) == made
     assert again.clips == first.finish().clips
-    assert again.status == "generating_audio"
+    assert again.status == "audio_ready"
 
 
 BAD_ANSWERS: list[dict[str, Any]] = [
@@ -105,8 +106,8 @@ def test_bad_review_input_is_refused_and_the_run_keeps_waiting(
     run_id = paused_round(store, project.project_id, 1)
     eventually(lambda: review_description(run_id, 1), "the form to be stored")
     for bad_answer in BAD_ANSWERS:
-        with pytest.raises(RuntimeError, match="Cannot resume"):
+        with pytest.raises(AnswerRefused, match="Cannot resume"):
             answer_review(run_id, bad_answer)
         assert waiting_review_key(run_id) == "review-1", bad_answer
     answer(run_id, {"decision": "approve"})
-    assert run.finish().status == "generating_audio"
+    assert run.finish().status == "audio_ready"

@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from prefect.client.schemas.objects import TaskRun
+from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
+from prefect.states import Failed
 
+from clipgate.errors import AccountError, ConfigurationError, TransientGenerationError
 from clipgate.gate import costs
 from clipgate.generators.kling import KlingConfig
 from clipgate.models import VideoProject
+from clipgate.samples import make_sample_project
 from clipgate.settings import Settings, load_settings
 from clipgate.states import Status
 from clipgate.wiring import build_store
 from deployments.setup import ensure_concurrency_limits
-from tasks.clips import GENERATION_LIMITS
+from tasks.clips import GENERATION_LIMITS, produce_clip, retry_only_transient
 from tests.fakes.kling_server import KlingFake
 from tests.flow_helpers import FlowInThread, answer, paused_round
 
 GLOBAL_LIMIT = 2
+
+
+@pytest.fixture(scope="session")
+def kling_stills(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for stills Kling accepts (both sides at least 300 px)."""
+    return tmp_path_factory.mktemp("kling-stills")
+
+
+@pytest.fixture
+def project(kling_stills: Path) -> VideoProject:
+    """A fresh 18-clip project on 480x300 stills, the smallest size class Kling takes."""
+    made, _manifest = make_sample_project(
+        kling_stills, f"test-{uuid.uuid4().hex[:10]}", width=480, height=300
+    )
+    return made
 
 
 @pytest.fixture
@@ -62,15 +88,21 @@ def test_kling_clips_respect_the_global_limit_and_flags_pay_only_for_flagged(
         f"{project.project_id}.clip-{number:02d}.attempt-2" for number in (4, 11, 16)
     ]
     answer(run_id, {"decision": "approve"})
-    assert run.finish().status == Status.GENERATING_AUDIO
+    assert run.finish().status == Status.AUDIO_READY
 
     assert settings.kling is not None
     price = KlingConfig.model_validate(settings.kling.model_dump()).price_usd
-    report = costs(store, project.project_id)
+    report = costs(store, project.project_id, prices_are_estimates=True)
     assert report.generations == 21
     assert report.spent_usd == pytest.approx(21 * price)
     assert report.clips_kept_by_reviews == 15
     assert report.saved_usd == pytest.approx(15 * price)
+    assert report.estimated
+    in_thirty_days = datetime.now(UTC) + timedelta(days=30)
+    for attempt in store.generation_attempts(project.project_id):
+        assert attempt.provider_url_expires_at is not None
+        expires = attempt.provider_url_expires_at.replace(tzinfo=UTC)
+        assert in_thirty_days - timedelta(minutes=10) < expires <= in_thirty_days
 
 
 def test_account_in_arrears_stops_the_run_before_video_ready(
@@ -86,3 +118,72 @@ def test_account_in_arrears_stops_the_run_before_video_ready(
     assert row.status == Status.GENERATING_VIDEO
     assert "arrears" in row.error_log[-1]["message"]
     assert len(kling.submissions) == 0
+
+
+def test_kling_refusing_connections_fails_the_run_at_once_naming_the_address(
+    kling: KlingFake, project: VideoProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listens at the base URL: every clip fails at once, unretried, saying what to fix."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv("CLIPGATE_KLING__BASE_URL", base_url)
+    monkeypatch.setenv("CLIPGATE_KLING__MAX_RETRIES", "1")
+    monkeypatch.setenv("CLIPGATE_KLING__RETRY_INITIAL_S", "5")
+    started = time.monotonic()
+
+    with pytest.raises(Exception, match="18 clip"):
+        FlowInThread(project).finish()
+
+    # Were it retried as transient, each clip would wait 2.5-5 s, then 30 and 120 s more.
+    assert time.monotonic() - started < 60
+    row = build_store(load_settings()).project(project.project_id)
+    assert row is not None
+    assert row.status == Status.GENERATING_VIDEO
+    message = row.error_log[-1]["message"]
+    assert f"cannot connect to the Kling API at {base_url}" in message
+    assert "CLIPGATE_KLING__BASE_URL" in message
+    assert kling.submissions == []
+
+
+def task_run(run_count: int) -> TaskRun:
+    return TaskRun(
+        name="clip 7 attempt 2", run_count=run_count, task_key="produce-clip", dynamic_key="0"
+    )
+
+
+@pytest.mark.parametrize(("run_count", "wait", "retry"), [(1, "30", 1), (2, "120", 2)])
+def test_a_transient_failure_is_retried_with_a_warning_naming_clip_reason_and_wait(
+    caplog: pytest.LogCaptureFixture, run_count: int, wait: str, retry: int
+) -> None:
+    """Prefect's retry of a busy clip is logged: the clip, Kling's reason, the wait, the count."""
+    busy = TransientGenerationError("Kling is busy (HTTP 429, code 1303)")
+
+    with (
+        temporary_settings({PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"}),
+        caplog.at_level(logging.WARNING),
+    ):
+        retried = retry_only_transient(produce_clip, task_run(run_count), Failed(data=busy))
+
+    assert retried
+    assert caplog.messages == [
+        f"clip 7 attempt 2: Kling is busy (HTTP 429, code 1303); trying again in {wait} s "
+        f"(retry {retry} of 2)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConfigurationError("cannot connect to the Kling API at http://127.0.0.1:9"),
+        AccountError("the Kling account is in arrears"),
+    ],
+    ids=["unreachable", "arrears"],
+)
+def test_a_failure_that_retrying_cannot_fix_is_not_retried(
+    caplog: pytest.LogCaptureFixture, error: Exception
+) -> None:
+    """Configuration and account errors fail the clip at once, without a retry warning."""
+    with caplog.at_level(logging.WARNING):
+        assert not retry_only_transient(produce_clip, task_run(1), Failed(data=error))
+    assert caplog.messages == []

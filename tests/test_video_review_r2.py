@@ -64,10 +64,35 @@ def test_clips_of_an_r2_channel_are_linked_from_the_bucket(
     whole = httpx.get(first.url)
     assert whole.status_code == 200
     assert whole.headers["content-type"] == "video/mp4"
-    ranged = httpx.get(first.url, headers={"Range": "bytes=0-99"})
-    assert ranged.status_code == 206
-    assert ranged.content == whole.content[:100]
     assert whole.content[4:8] == b"ftyp"
     thumbnail = httpx.get(first.url.removesuffix(".mp4") + ".jpg")
     assert thumbnail.status_code == 200
     assert thumbnail.content[:2] == b"\xff\xd8"
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_the_links_notion_and_the_review_room_get_answer_range_requests(
+    r2_channel: str, project: VideoProject
+) -> None:
+    """Every stored clip link plays as a player asks: 206 with Content-Range, open or closed."""
+    store = build_store(load_settings())
+    run = FlowInThread(project)
+    answer(paused_round(store, project.project_id, 1), {"decision": "approve"})
+    run.finish()
+
+    links = [clip.url for clip in store.clips(project.project_id)]
+    assert len(links) == 18
+    for link in links:
+        assert link.startswith(r2_channel)
+        whole = httpx.get(link).content
+        size = len(whole)
+        opening = httpx.get(link, headers={"Range": "bytes=0-"})
+        middle = httpx.get(link, headers={"Range": "bytes=1000-4999"})
+        tail = httpx.get(link, headers={"Range": "bytes=-512"})
+        assert (opening.status_code, middle.status_code, tail.status_code) == (206, 206, 206)
+        assert opening.headers["content-range"] == f"bytes 0-{size - 1}/{size}"
+        assert opening.content == whole
+        assert middle.headers["content-range"] == f"bytes 1000-4999/{size}"
+        assert middle.content == whole[1000:5000]
+        assert tail.headers["content-range"] == f"bytes {size - 512}-{size - 1}/{size}"
+        assert tail.content == whole[-512:]

@@ -7,6 +7,7 @@ The flow never knows which generator runs; `build_generator` is the one wiring p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +21,8 @@ class GenerationResult:
     generator: str
     cost_usd: float = 0.0
     external_task_id: str = ""
+    provider_url_expires_at: datetime | None = None
+    """When the provider deletes the result it served, if it does (Kling: 30 days)."""
 
 
 class ClipGenerator(Protocol):

@@ -2,16 +2,31 @@
 
 One clip is one Kling task. Its `external_task_id` is the clip key's token, so every
 attempt of every clip has its own id and a rerun after a crash finds the task it already
-paid for instead of paying again (Kling refuses a reused id anyway). The result is
-downloaded at once, because Kling deletes results after 30 days.
+paid for instead of paying again. The result is downloaded at once, because Kling clears
+generated videos after 30 days; the attempt records when the provider's URL stops working.
+
+What Kling documents (API reference, "Video Generation - Image to Video" and "General
+Information", api-singapore.klingai.com) and this module relies on:
+- `GET /v1/videos/image2video/{id}` takes either the task_id or the external_task_id in
+  the path; the list query `GET /v1/videos/image2video` takes only `pageNum` (1-1000) and
+  `pageSize` (1-500, default 30), so it cannot look one task up.
+- "the customized task ID must be unique within a single user account".
+- The error table: 1000-1004 (HTTP 401) token problems, 1100-1102 (429) account problems,
+  1103 (403), 1200-1203 (400/404) bad requests, 1300/1301 (400) content policy,
+  1302/1303 (429) rate and concurrency limits, 1304 (429) IP allow list, 5000-5002 (5xx).
+What it does not document, and is assumed here: the code of the refusal of a reused
+external_task_id (modelled as 400/1201, "invalid parameter value"), and how an unknown id
+is answered on the single-task path (404/1203 "resource not found", or 400).
 
 Errors, by what the caller should do:
 - TransientGenerationError: rate limit (1302), concurrency limit (1303), HTTP 429/5xx,
-  timeouts. Retried here with backoff a bounded number of times, then raised; running the
-  clip again resumes the same task.
+  timeouts. Retried here with backoff a bounded number of times, each retry logged as a
+  warning, then raised; running the clip again resumes the same task.
 - AccountError: account exception (1100), arrears (1101), resource pack used up (1102).
   Raised at once; nothing is retried.
-- ConfigurationError: Kling refused the credentials (1000-1004, 1103, 1304).
+- ConfigurationError: Kling refused the credentials (1000-1004, 1103, 1304), or nothing
+  accepts a connection at the base URL (refused, unknown host). Raised at once: retrying
+  an address nobody answers on only hides the mistake for minutes.
 - GenerationError: content policy (1300, 1301), bad parameters, or the task failed; the
   message carries Kling's own reason.
 """
@@ -29,9 +44,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -54,6 +71,8 @@ _log = logging.getLogger(__name__)
 OFFICIAL_BASE_URL = "https://api-singapore.klingai.com"
 IMAGE2VIDEO_PATH = "/v1/videos/image2video"
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
+RESULT_RETENTION = timedelta(days=30)
+"""Kling: "generated images/videos will be cleared after 30 days"."""
 
 
 def price_key(model: str, mode: str, duration: str) -> str:
@@ -61,19 +80,22 @@ def price_key(model: str, mode: str, duration: str) -> str:
     return f"{model}/{mode}/{duration}s"
 
 
-# USD per generated clip. Kling bills in units of a resource pack, so the real figure
-# depends on the pack bought; override the table with the account's own rate card.
+# USD per generated clip: estimates. Kling bills API use in units of prepaid resource
+# packs and publishes no per-clip dollar list; these are the only per-clip list prices
+# found (eachlabs.ai's Kling model pages, 2026-05: v2.1 standard $0.28 for 5 s plus
+# $0.056 a second, i.e. $0.56 for 10 s). Put the account's own rate card in
+# CLIPGATE_KLING__PRICES_USD to make `clipgate costs` exact.
 DEFAULT_PRICES_USD: dict[str, float] = {
-    price_key("kling-v2-1", "std", "5"): 0.14,
-    price_key("kling-v2-1", "std", "10"): 0.28,
-    price_key("kling-v2-1", "pro", "5"): 0.245,
-    price_key("kling-v2-1", "pro", "10"): 0.49,
-    price_key("kling-v2-1-master", "pro", "5"): 0.49,
-    price_key("kling-v2-1-master", "pro", "10"): 0.98,
-    price_key("kling-v2-5-turbo", "std", "5"): 0.105,
-    price_key("kling-v2-5-turbo", "std", "10"): 0.21,
-    price_key("kling-v2-5-turbo", "pro", "5"): 0.175,
-    price_key("kling-v2-5-turbo", "pro", "10"): 0.35,
+    price_key("kling-v2-1", "std", "5"): 0.28,
+    price_key("kling-v2-1", "std", "10"): 0.56,
+    price_key("kling-v2-1", "pro", "5"): 0.49,
+    price_key("kling-v2-1", "pro", "10"): 0.98,
+    price_key("kling-v2-1-master", "pro", "5"): 1.40,
+    price_key("kling-v2-1-master", "pro", "10"): 2.80,
+    price_key("kling-v2-5-turbo", "std", "5"): 0.21,
+    price_key("kling-v2-5-turbo", "std", "10"): 0.42,
+    price_key("kling-v2-5-turbo", "pro", "5"): 0.35,
+    price_key("kling-v2-5-turbo", "pro", "10"): 0.70,
 }
 
 
@@ -139,6 +161,11 @@ class KlingConfig(BaseModel):
         """What one clip costs with this model, mode and duration."""
         return self.prices_usd[price_key(self.model, self.mode, self.duration)]
 
+    @property
+    def prices_are_estimates(self) -> bool:
+        """True unless the account's own prices were given (CLIPGATE_KLING__PRICES_USD)."""
+        return "prices_usd" not in self.model_fields_set
+
 
 def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
@@ -193,6 +220,7 @@ class KlingTask:
     status_message: str = ""
     external_task_id: str = ""
     video_url: str = ""
+    created_at: datetime | None = None
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> KlingTask:
@@ -207,13 +235,24 @@ class KlingTask:
             raise GenerationError(f"Kling answered with a task clipgate cannot read: {data!r}")
         info = data.get("task_info") or {}
         videos = (data.get("task_result") or {}).get("videos") or []
+        created_ms = data.get("created_at")
         return cls(
             task_id=task_id,
             status=status,
             status_message=str(data.get("task_status_msg") or ""),
             external_task_id=str(info.get("external_task_id") or ""),
             video_url=str(videos[0].get("url") or "") if videos else "",
+            created_at=(
+                datetime.fromtimestamp(created_ms / 1000, UTC)
+                if isinstance(created_ms, int)
+                else None
+            ),
         )
+
+    @property
+    def video_url_expires_at(self) -> datetime | None:
+        """When Kling clears the result: 30 days from task creation, their earliest start."""
+        return None if self.created_at is None else self.created_at + RESULT_RETENTION
 
 
 @dataclass(frozen=True)
@@ -296,9 +335,14 @@ class KlingClient:
         config: KlingConfig,
         *,
         http: httpx.Client | None = None,
+        label: str = "Kling",
     ) -> None:
-        """`http` is a shared pool from `open_http`, left open; without it the client owns one."""
+        """`http` is a shared pool from `open_http`, left open; without it the client owns one.
+
+        `label` names the work in retry warnings, e.g. "clip 7 (attempt 2)".
+        """
         self._config = config
+        self._label = label
         self._token = KlingToken(config)
         self._owns_http = http is None
         self._http = http if http is not None else open_http(config)
@@ -319,26 +363,24 @@ class KlingClient:
             self._http.close()
 
     def find_task(self, external_task_id: str) -> KlingTask | None:
-        """The task submitted earlier with this external_task_id, if Kling has one."""
+        """The task submitted earlier with this external_task_id, if Kling has one.
+
+        Kling's single-task query takes the external_task_id in the path, however old the
+        task; the list query ignores it and shows only the newest page.
+        """
         reply = self._with_retries(
-            lambda: self._send(
-                "GET", IMAGE2VIDEO_PATH, params={"external_task_id": external_task_id}
-            ),
+            lambda: self._send("GET", f"{IMAGE2VIDEO_PATH}/{quote(external_task_id, safe='')}"),
             f"look up task {external_task_id}",
             missing_is_none=True,
         )
         if reply is None:
             return None
-        if isinstance(reply.data, Mapping):
-            task = KlingTask.from_data(reply.data)
-            return task if task.external_task_id in ("", external_task_id) else None
-        # Some deployments answer with a page of tasks instead: take only an exact match.
-        for candidate in reply.data if isinstance(reply.data, list) else []:
-            if isinstance(candidate, Mapping):
-                task = KlingTask.from_data(candidate)
-                if task.external_task_id == external_task_id:
-                    return task
-        return None
+        if not isinstance(reply.data, Mapping):
+            raise GenerationError(
+                f"Kling answered the look-up of task {external_task_id} with {reply.data!r}"
+            )
+        task = KlingTask.from_data(reply.data)
+        return task if task.external_task_id == external_task_id else None
 
     def start_task(self, body: Mapping[str, Any]) -> KlingTask:
         """Submit an image2video task, or find the one already submitted under its id.
@@ -352,26 +394,26 @@ class KlingClient:
         while True:
             try:
                 reply = self._send("POST", IMAGE2VIDEO_PATH, json_body=body)
-            except TransientGenerationError:
-                if retry >= self._config.max_retries:
-                    raise
+            except TransientGenerationError as unanswered:
+                failure = unanswered
             else:
                 if reply.ok:
                     _log.info("submitted Kling task %s", external_task_id)
                     return KlingTask.from_data(reply.data)
-                error = _error_for(reply, what)
-                if not isinstance(error, TransientGenerationError):
-                    # Kling answers a reused external_task_id with a 400 whose code it does
-                    # not document; the look-up tells a refused duplicate from a bad request.
+                refusal = _error_for(reply, what)
+                if not isinstance(refusal, TransientGenerationError):
+                    # A reused external_task_id is refused with a 400 whose code Kling does
+                    # not document; only the look-up tells a duplicate from a bad request.
                     if (
                         reply.http_status == 400
                         and (existing := self.find_task(external_task_id)) is not None
                     ):
                         return existing
-                    raise error
-                if retry >= self._config.max_retries:
-                    raise error
-            time.sleep(self._backoff(retry))
+                    raise refusal
+                failure = refusal
+            if retry >= self._config.max_retries:
+                raise failure
+            self._wait_before_retry(retry, failure)
             retry += 1
             existing = self.find_task(external_task_id)
             if existing is not None:
@@ -379,7 +421,8 @@ class KlingClient:
 
     def get_task(self, task_id: str) -> KlingTask:
         reply = self._with_retries(
-            lambda: self._send("GET", f"{IMAGE2VIDEO_PATH}/{task_id}"), f"query task {task_id}"
+            lambda: self._send("GET", f"{IMAGE2VIDEO_PATH}/{quote(task_id, safe='')}"),
+            f"query task {task_id}",
         )
         assert reply is not None
         return KlingTask.from_data(reply.data)
@@ -409,15 +452,17 @@ class KlingClient:
     def download(self, url: str, output: Path) -> None:
         """Stream a result to a temp file next to `output`, check it is an MP4, rename it."""
         partial = partial_path(output)
-        for retry in range(self._config.max_retries + 1):
+        retry = 0
+        while True:
             try:
                 self._download_once(url, partial)
                 break
-            except TransientGenerationError:
+            except TransientGenerationError as error:
                 partial.unlink(missing_ok=True)
-                if retry == self._config.max_retries:
+                if retry >= self._config.max_retries:
                     raise
-                time.sleep(self._backoff(retry))
+                self._wait_before_retry(retry, error)
+                retry += 1
             except BaseException:
                 partial.unlink(missing_ok=True)
                 raise
@@ -456,17 +501,23 @@ class KlingClient:
         path: str,
         *,
         json_body: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None,
     ) -> _Reply:
-        """One request; a transport failure is transient, anything answered is a reply."""
+        """One request; a transport failure raises, anything answered is a reply."""
         try:
             response = self._http.request(
                 method,
                 path,
                 json=json_body,
-                params=params,
                 headers={"Authorization": f"Bearer {self._token.current()}"},
             )
+        except httpx.ConnectError as error:
+            # Refused or unresolvable: a wrong address or a blocked network, not a busy Kling.
+            raise ConfigurationError(
+                f"cannot connect to the Kling API at {self._config.base_url} ({error}): check "
+                "the base URL (CLIPGATE_KLING__BASE_URL or the Kling block's base_url; Kling's "
+                f"global API is {OFFICIAL_BASE_URL}), and that this machine's network, DNS, "
+                "proxy and firewall let it reach that host"
+            ) from None
         except httpx.TransportError as error:
             raise TransientGenerationError(
                 f"Kling did not answer {method} {path}: {type(error).__name__}"
@@ -494,25 +545,39 @@ class KlingClient:
         while True:
             try:
                 reply = send()
-            except TransientGenerationError:
-                if retry >= self._config.max_retries:
-                    raise
+            except TransientGenerationError as unanswered:
+                failure = unanswered
             else:
                 if reply.ok and reply.data:
                     return reply
-                # How Kling answers a look-up of an unknown id is undocumented (empty data, 400
-                # or 404); a real problem with the request shows up when the task is submitted.
+                # Kling does not document how an unknown id is answered (404/1203 "resource
+                # not found", 400, or empty data); a real problem with the request shows up
+                # when the task is submitted.
                 if missing_is_none and (
                     reply.http_status in (400, 404) or (reply.ok and not reply.data)
                 ):
                     return None
-                error = _error_for(reply, what)
-                if not isinstance(error, TransientGenerationError):
-                    raise error
-                if retry >= self._config.max_retries:
-                    raise error
-            time.sleep(self._backoff(retry))
+                refusal = _error_for(reply, what)
+                if not isinstance(refusal, TransientGenerationError):
+                    raise refusal
+                failure = refusal
+            if retry >= self._config.max_retries:
+                raise failure
+            self._wait_before_retry(retry, failure)
             retry += 1
+
+    def _wait_before_retry(self, retry: int, reason: TransientGenerationError) -> None:
+        """Say what is retried, why and after how long, then wait that long."""
+        wait = self._backoff(retry)
+        _log.warning(
+            "%s: %s; retry %d of %d in %.1f s",
+            self._label,
+            reason,
+            retry + 1,
+            self._config.max_retries,
+            wait,
+        )
+        time.sleep(wait)
 
     def _backoff(self, retry: int) -> float:
         """Exponential backoff with jitter, so workers refused together do not return together."""
@@ -534,18 +599,22 @@ class KlingGenerator:
 
     def generate(self, key: ClipKey, spec: ClipSpec, output: Path) -> GenerationResult:
         try:
-            task_id = self._generate(key, spec, output)
+            task = self._generate(key, spec, output)
         except (GenerationError, ConfigurationError) as error:
             raise type(error)(f"clip {key.number} (attempt {key.attempt}): {error}") from None
         return GenerationResult(
-            generator=self.name, cost_usd=self.config.price_usd, external_task_id=task_id
+            generator=self.name,
+            cost_usd=self.config.price_usd,
+            external_task_id=task.task_id,
+            provider_url_expires_at=task.video_url_expires_at,
         )
 
-    def _generate(self, key: ClipKey, spec: ClipSpec, output: Path) -> str:
+    def _generate(self, key: ClipKey, spec: ClipSpec, output: Path) -> KlingTask:
         if output.exists():
             raise GenerationError(f"{output} already exists; a clip is never overwritten")
         output.parent.mkdir(parents=True, exist_ok=True)
-        with KlingClient(self.config, http=self._http.get(self.config)) as client:
+        label = f"clip {key.number} (attempt {key.attempt})"
+        with KlingClient(self.config, http=self._http.get(self.config), label=label) as client:
             task = client.find_task(key.token)
             if task is None:
                 task = client.start_task(self.request_body(key, spec))
@@ -553,7 +622,7 @@ class KlingGenerator:
                 _log.info("resuming Kling task %s (%s)", key.token, task.status)
             task = client.wait_for(task)
             client.download(task.video_url, output)
-        return task.task_id
+        return task
 
     def request_body(self, key: ClipKey, spec: ClipSpec) -> dict[str, str]:
         """The image2video request for one clip attempt."""

@@ -5,6 +5,11 @@ the configured average (Notion allows about 3 a second per integration), honours
 Retry-After, and retries what is safe to retry. A write that may have been applied
 (a timeout or 5xx on a create or append) is not blindly repeated: it raises
 `AmbiguousWrite`, and the caller looks the result up before trying again.
+
+Notion answers 429 `rate_limited` and 529 `service_overload` before doing any work and
+asks the client to come back after Retry-After; notion-client 3.1 does not know the 529
+code (it raises a bare HTTPResponseError), so both are recognised here by status. A 400
+or 413 is a refusal that sending again cannot change: it is never retried.
 """
 
 from __future__ import annotations
@@ -15,22 +20,26 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import Any
 
 import httpx
 from notion_client import Client
 from notion_client.client import ClientOptions
-from notion_client.errors import APIResponseError, HTTPResponseError, RequestTimeoutError
+from notion_client.errors import HTTPResponseError, RequestTimeoutError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from clipgate.errors import ConfigurationError, NotionError
+from clipgate.errors import ConfigurationError, InputError, NotionError
 
 NOTION_VERSION = "2025-09-03"
 
 logger = logging.getLogger(__name__)
 
-_RETRYABLE_STATUSES = {409, 429, 500, 502, 503, 504, 529}
+# Notion refuses these before doing any work, and says when to come back (Retry-After).
+_COME_BACK_LATER = {429: "rate_limited", 529: "service_overload"}
+_RETRYABLE_STATUSES = {409, 500, 502, 503, 504, *_COME_BACK_LATER}
 
 
 class NotionConfig(BaseModel):
@@ -47,6 +56,12 @@ class NotionConfig(BaseModel):
     requests_per_second: float = Field(default=3.0, gt=0, le=50)
     max_attempts: int = Field(default=8, ge=1, le=20)
     timeout_s: float = Field(default=30.0, gt=0)
+    feedback_grace_s: float = Field(
+        default=180.0,
+        ge=0,
+        description="How long after a reviewer's last edit of a task page clipgate waits for "
+        "clip numbers in the Error Log before replying that it found none",
+    )
 
 
 class AmbiguousWrite(Exception):
@@ -61,12 +76,12 @@ class _Pacer:
         self.next_slot = time.monotonic()
         self.lock = threading.Lock()
 
-    def wait_turn(self) -> None:
+    def wait_turn(self, sleep: Callable[[float], None]) -> None:
         with self.lock:
             now = time.monotonic()
             slot = max(now, self.next_slot)
             self.next_slot = slot + self.interval
-        time.sleep(max(0.0, slot - now))
+        sleep(max(0.0, slot - now))
 
     def hold_back(self, seconds: float) -> None:
         """Notion asked us to wait (Retry-After): nobody in this process sends until then."""
@@ -80,10 +95,14 @@ def _shared_pacer(base_url: str, token_digest: str, per_second: float) -> _Pacer
 
 
 class NotionGateway:
-    """A notion-client Client plus pacing and retries; counts the requests it sends."""
+    """A notion-client Client plus pacing and retries; counts the requests it sends.
 
-    def __init__(self, config: NotionConfig) -> None:
+    `sleep` is how the gateway waits (for its turn, Retry-After and backoff).
+    """
+
+    def __init__(self, config: NotionConfig, sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
+        self.sleep = sleep
         self.client = Client(
             ClientOptions(
                 auth=config.token.get_secret_value(),
@@ -113,48 +132,65 @@ class NotionGateway:
         kwargs: dict[str, Any],
         repeatable: bool,
     ) -> Any:
+        last_failure = ""
         for attempt in range(1, self.config.max_attempts + 1):
-            self.pacer.wait_turn()
+            self.pacer.wait_turn(self.sleep)
             self.requests_sent += 1
             try:
                 return call(*args, **kwargs)
-            except APIResponseError as error:
-                if error.status not in _RETRYABLE_STATUSES:
-                    raise _explained(what, error) from None
-                # Notion limits before doing any work, so a 429 changed nothing; a 409 or
-                # 5xx may come after the change was made.
-                applied_maybe = error.status != 429 and not repeatable
-                delay = self._delay(attempt, error)
-            except (RequestTimeoutError, httpx.TimeoutException, httpx.TransportError) as error:
-                applied_maybe = not repeatable
-                delay = self._delay(attempt, None)
-                logger.warning("Notion %s: %s (attempt %d)", what, type(error).__name__, attempt)
             except HTTPResponseError as error:
                 if error.status not in _RETRYABLE_STATUSES:
-                    raise NotionError(f"Notion {what} failed: HTTP {error.status}") from None
+                    raise _explained(what, error) from None
+                last_failure = f"HTTP {error.status} {_code_of(error)}"
+                if error.status in _COME_BACK_LATER:
+                    self.pacer.hold_back(_retry_after_s(error))
+                    continue
+                # A 409 or 5xx may come after the change was made.
                 applied_maybe = not repeatable
-                delay = self._delay(attempt, None)
+            except (RequestTimeoutError, httpx.TimeoutException, httpx.TransportError) as error:
+                last_failure = type(error).__name__
+                applied_maybe = not repeatable
+            logger.warning("Notion %s: %s (attempt %d)", what, last_failure, attempt)
             if applied_maybe:
                 raise AmbiguousWrite(what)
             if attempt < self.config.max_attempts:
-                time.sleep(delay)
+                self.sleep(_backoff_s(attempt))
         raise NotionError(
-            f"Notion {what} kept failing after {self.config.max_attempts} attempts; "
-            "Notion may be down: the run can be retried later and will not duplicate rows"
+            f"Notion {what} kept failing after {self.config.max_attempts} attempts "
+            f"(last: {last_failure}); Notion may be down or overloaded: the run can be "
+            "retried later and will not duplicate rows"
         )
 
-    def _delay(self, attempt: int, error: APIResponseError | None) -> float:
-        if error is not None and error.status == 429:
-            retry_after = error.headers.get("retry-after") if error.headers else None
-            seconds = float(retry_after) if retry_after else 1.0
-            self.pacer.hold_back(seconds)
-            return 0.0
-        backoff: float = min(30.0, 0.5 * 2 ** (attempt - 1))
-        return backoff * (0.5 + random.random() / 2)
 
-
-def _explained(what: str, error: APIResponseError) -> Exception:
+def _code_of(error: HTTPResponseError) -> str:
+    """Notion's error code, also for codes notion-client does not know (service_overload)."""
     code = str(getattr(error.code, "value", error.code))
+    if code in ("", "notionhq_client_response_error"):
+        return _COME_BACK_LATER.get(error.status, code)
+    return code
+
+
+def _retry_after_s(error: HTTPResponseError) -> float:
+    """Seconds Notion asked us to wait: Retry-After as seconds or an HTTP date; else 1."""
+    value = (error.headers.get("retry-after") if error.headers else None) or ""
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 1.0
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _backoff_s(attempt: int) -> float:
+    backoff: float = min(30.0, 0.5 * 2 ** (attempt - 1))
+    return backoff * (0.5 + random.random() / 2)
+
+
+def _explained(what: str, error: HTTPResponseError) -> Exception:
+    code = _code_of(error)
     if error.status == 401 or code == "unauthorized":
         return ConfigurationError(
             f"Notion refused the integration token while trying to {what}: put a valid "
@@ -170,4 +206,8 @@ def _explained(what: str, error: APIResponseError) -> Exception:
             f"the integration may not {what}: give it read, update and insert content "
             "capabilities in Notion's integration settings"
         )
+    if error.status in (400, 413):
+        # The request itself is wrong (too long, too large, not allowed): sending it again
+        # cannot succeed, so this is no NotionError (which the publish task retries).
+        return InputError(f"Notion refused to {what} (HTTP {error.status} {code}): {error}")
     return NotionError(f"Notion refused to {what}: {error}")

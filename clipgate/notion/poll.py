@@ -6,6 +6,14 @@ reviewer noted or set to "rejected", flags clips, which are remade when the Stat
 "Queued" (or at once, if the channel wants that). Only the newest line a reviewer wrote
 since the gate's last entry counts: the gate's own lines start with "[" and its replies
 with "clipgate:".
+
+Reviewers often set the Status first and type the Error Log line after it, and Notion
+sends the first `page.properties_updated` event at once (later edits of that minute come
+in one later event). So feedback that cannot be read yet is not answered with an error
+while the page's last edit is younger than the grace window (`feedback_grace_s`, plus
+the minute Notion rounds `last_edited_time` down by): the answer is simply not ready, and
+the poll, which looks back over the whole window, or the next webhook event reads the
+page again. Only after the window does the reviewer get a `clipgate:` reply.
 """
 
 from __future__ import annotations
@@ -18,10 +26,11 @@ from clipgate.errors import FeedbackError
 from clipgate.feedback import parse_clip_numbers
 from clipgate.notion.surface import NotionReviewSurface, rich_text_of
 from clipgate.states import Status
-from clipgate.store import ProjectRow, Store, as_utc
+from clipgate.store import ProjectRow, Store, as_utc, utc_now
 
 # Notion rounds last_edited_time down to the minute: look back further than that.
 OVERLAP = timedelta(minutes=2)
+ROUNDING = timedelta(minutes=1)
 WATCHED = ("Video Approved", "Video Error", "Queued")
 REPLY_PREFIX = "clipgate:"
 
@@ -46,8 +55,10 @@ def read_answers(
 
     Channels in `regenerate_at_once` remake flagged clips on "Video Error" itself.
     """
+    # A page inside its grace window was not answered: read it again until the window ends.
+    lookback = OVERLAP + _grace(surface)
     answers = []
-    for page in surface.changed_task_pages(WATCHED, since - OVERLAP if since else None):
+    for page in surface.changed_task_pages(WATCHED, since - lookback if since else None):
         answer = _answer(surface, store, page, regenerate_at_once, "")
         if answer is not None:
             answers.append(answer)
@@ -61,7 +72,11 @@ def answer_for_page(
     regenerate_at_once: frozenset[str],
     author: str,
 ) -> ReviewAnswer | None:
-    """The answer one task page gives its waiting run now, if any (for webhook events)."""
+    """The answer one task page gives its waiting run now, if any (for webhook events).
+
+    None also while the reviewer is still within the grace window with unreadable
+    feedback; Notion's next event for the page, or the poll, reads it again.
+    """
     if store.project_by_notion_page(page_id) is None:
         return None
     page = surface.task_page(page_id)
@@ -117,6 +132,8 @@ def _decision(
                     "'Regenerate: clips 5, 12, 17', or note or reject the Video rows"
                 )
         except FeedbackError as error:
+            if not _grace_over(surface, page):
+                return None
             surface.add_error_log_line(page["id"], f"{REPLY_PREFIX} {error}")
             return None
         clips = sorted(set(named) | set(from_rows))
@@ -141,6 +158,16 @@ def _decision(
         "notes": pending["notes"],
         "reviewer": pending["reviewer"],
     }
+
+
+def _grace(surface: NotionReviewSurface) -> timedelta:
+    return timedelta(seconds=surface.gateway.config.feedback_grace_s)
+
+
+def _grace_over(surface: NotionReviewSurface, page: dict[str, Any]) -> bool:
+    """True once the reviewer has had the grace window since their last edit of the page."""
+    edited = datetime.fromisoformat(str(page["last_edited_time"]).replace("Z", "+00:00"))
+    return utc_now() >= edited + ROUNDING + _grace(surface)
 
 
 def newest_reviewer_line(error_log: str) -> str:

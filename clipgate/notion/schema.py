@@ -1,4 +1,10 @@
-"""The shape the Tasks and Videos databases must have, how to create it, and how to check it."""
+"""The shape the Tasks and Videos databases must have, how to create it, and how to check it.
+
+The Tasks side of the Tasks-Videos relation is made by Notion when `init` creates the
+Videos database. `init` asks for the name "Videos" (`synced_property_name`), but Notion
+does not document that it keeps the name (a Tasks property may already be called so), so
+that relation is always found by the data source it points to, under any name.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +34,15 @@ TASKS_PROPERTIES: dict[str, tuple[str, ...]] = {
     "Error Log": ("rich_text",),
     "Review Started": ("date",),
     "Review Completed": ("date",),
-    "Videos": ("relation",),
 }
+
+
+@dataclass(frozen=True)
+class CreatedVideos:
+    """What `init` made: the Videos database and the name Notion gave its Tasks relation."""
+
+    database_id: str
+    tasks_relation_name: str
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,11 @@ def schema_problems(
     relation = videos.get("Task", {}).get("relation", {})
     if relation and relation.get("data_source_id") not in (None, tasks_source):
         problems.append("Videos: property 'Task' must relate to the Tasks database")
+    if relation_to(tasks, videos_source) is None:
+        problems.append(
+            "Tasks: no relation property points to the Videos database; make 'Task' on "
+            "Videos a two-way relation (show it on Tasks), or run `clipgate notion init`"
+        )
     select = videos.get("Status", {}).get("select", {})
     if select:
         options = {option["name"] for option in select.get("options", [])}
@@ -92,10 +110,19 @@ def schema_problems(
     return [], Workspace(tasks_source, videos_source, str(status["type"]))
 
 
+def relation_to(properties: dict[str, Any], target_source: str) -> str | None:
+    """The name of the relation property pointing at `target_source`, whatever it is called."""
+    for name, spec in properties.items():
+        target = spec.get("relation", {}).get("data_source_id")
+        if spec.get("type") == "relation" and target == target_source:
+            return name
+    return None
+
+
 def create_videos_database(
     gateway: NotionGateway, parent_page_id: str, tasks_database_id: str
-) -> str:
-    """Create the Videos database under a page, related both ways to Tasks; its id."""
+) -> CreatedVideos:
+    """Create the Videos database under a page, related both ways to Tasks."""
     tasks_source = data_source_of(gateway, tasks_database_id, "Tasks")
     properties: dict[str, Any] = {
         "Name": {"title": {}},
@@ -121,7 +148,14 @@ def create_videos_database(
         title=[{"type": "text", "text": {"content": "Videos"}}],
         initial_data_source={"properties": properties},
     )
+    videos_source = str(created["data_sources"][0]["id"])
     tasks = _properties(gateway, tasks_source, "Tasks")
+    tasks_relation_name = relation_to(tasks, videos_source)
+    if tasks_relation_name is None:
+        raise ConfigurationError(
+            "Notion created the Videos database but no relation to it on Tasks; "
+            "open the Task property of Videos in Notion and turn on 'Show on Tasks'"
+        )
     additions: dict[str, Any] = {}
     for name, kind in (
         ("Error Log", "rich_text"),
@@ -137,7 +171,7 @@ def create_videos_database(
             data_source_id=tasks_source,
             properties=additions,
         )
-    return str(created["id"])
+    return CreatedVideos(str(created["id"]), tasks_relation_name)
 
 
 def _properties(gateway: NotionGateway, source: str, name: str) -> dict[str, Any]:

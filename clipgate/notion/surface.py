@@ -4,6 +4,12 @@ Every method converges: run it again after any failure and Notion ends as one cl
 would leave it. Rows are found with one paginated query per task; a row already showing
 the clip's current attempt is left alone; a create that may have happened is looked up
 before it is sent again, and duplicate rows left by anyone are moved to the trash.
+
+A row shows its clip one of three ways: uploaded to Notion (File Upload API), linked where
+it is stored (R2), or linked to the review room's page for the project. Only http(s)
+addresses are ever written: a `file://` address would open nowhere but on this machine.
+Uploads respect the workspace's own limit (`users/me` `workspace_limits`, read once):
+a clip over it stops the publish before anything is uploaded.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from clipgate.errors import ConfigurationError, NotionError
 from clipgate.notion.gateway import AmbiguousWrite, NotionConfig, NotionGateway
@@ -39,6 +46,7 @@ class ClipForReview:
     url: str
     local_file: Path | None
     upload: bool
+    url_is_review_page: bool = False
 
     @property
     def file_name(self) -> str:
@@ -61,7 +69,7 @@ class NotionReviewSurface:
     def __init__(self, gateway: NotionGateway, workspace: Workspace) -> None:
         self.gateway = gateway
         self.workspace = workspace
-        self._bot: str | None = None
+        self._me: dict[str, Any] | None = None
 
     @classmethod
     def connect(cls, config: NotionConfig) -> NotionReviewSurface:
@@ -79,8 +87,14 @@ class NotionReviewSurface:
             )
         return cls(gateway, workspace)
 
-    def publish_clips(self, task_page_id: str, clips: Sequence[ClipForReview]) -> None:
-        """Make the task's Video rows show exactly these clips, one row per clip number."""
+    def publish_clips(
+        self, task_page_id: str, clips: Sequence[ClipForReview], channel: str
+    ) -> None:
+        """Make the task's Video rows show exactly these clips, one row per clip number.
+
+        Stops before any upload when a clip is larger than the workspace takes.
+        """
+        self._check_upload_sizes(clips, channel)
         rows = self._rows_by_clip(task_page_id)
         for clip in sorted(clips, key=lambda clip: clip.number):
             row = rows.get(clip.number)
@@ -159,11 +173,40 @@ class NotionReviewSurface:
                 flagged[number] = note
         return flagged
 
+    def _bot_user(self) -> dict[str, Any]:
+        if self._me is None:
+            self._me = self.gateway.read(
+                "read the integration's user", self.gateway.client.users.me
+            )
+        return self._me
+
     def _bot_id(self) -> str:
-        if self._bot is None:
-            me = self.gateway.read("read the integration's user", self.gateway.client.users.me)
-            self._bot = str(me["id"])
-        return self._bot
+        return str(self._bot_user()["id"])
+
+    def upload_limit_bytes(self) -> int | None:
+        """The largest file this workspace takes (None if Notion does not say)."""
+        limits = (self._bot_user().get("bot") or {}).get("workspace_limits") or {}
+        limit = limits.get("max_file_upload_size_in_bytes")
+        return int(limit) if isinstance(limit, int | float) else None
+
+    def _check_upload_sizes(self, clips: Sequence[ClipForReview], channel: str) -> None:
+        to_upload = [(clip, clip.local_file) for clip in clips if clip.upload and clip.local_file]
+        if not to_upload:
+            return
+        limit = self.upload_limit_bytes()
+        if limit is None:
+            return
+        for clip, path in to_upload:
+            size = path.stat().st_size
+            if size > limit:
+                raise ConfigurationError(
+                    f"clip {clip.number} ({clip.file_name}) is {_megabytes(size)}, more than "
+                    f"the {_megabytes(limit)} this Notion workspace takes per file upload "
+                    "(a free workspace takes 5 MiB, and only paid workspaces take multi-part "
+                    f"uploads); nothing was uploaded. Store channel {channel!r} in R2 "
+                    f'instead: CLIPGATE_CHANNEL_STORAGE=\'{{"{channel}": "r2"}}\' with an '
+                    "R2 bucket configured, or upgrade the Notion workspace"
+                )
 
     def add_error_log_line(self, task_page_id: str, line: str) -> None:
         """Append one line to the task's Error Log, once."""
@@ -224,6 +267,11 @@ class NotionReviewSurface:
 
     def _file_object(self, clip: ClipForReview) -> dict[str, Any]:
         if not clip.upload:
+            if urlsplit(clip.url).scheme not in ("http", "https"):
+                raise ConfigurationError(
+                    f"clip {clip.number} would be linked in Notion as {clip.url!r}, which "
+                    "opens only on this machine; upload it to Notion or store it in R2"
+                )
             return {"type": "external", "external": {"url": clip.url}, "name": clip.file_name}
         if clip.local_file is None:
             raise NotionError(f"clip {clip.number} has no local file to upload to Notion")
@@ -383,16 +431,31 @@ def _attempt_heading(clip: ClipForReview) -> str:
 
 
 def _video_blocks(clip: ClipForReview, file_object: dict[str, Any]) -> list[dict[str, Any]]:
-    source = {key: value for key, value in file_object.items() if key != "name"}
     heading = _attempt_heading(clip)
-    return [
+    blocks: list[dict[str, Any]] = [
         {
             "object": "block",
             "type": "heading_3",
             "heading_3": {"rich_text": [{"type": "text", "text": {"content": heading}}]},
-        },
-        {"object": "block", "type": "video", "video": source},
+        }
     ]
+    if clip.url_is_review_page and not clip.upload:
+        # A web page is no video file: link to it instead of embedding a player.
+        link = {
+            "content": f"Watch clip {clip.number} in the review room",
+            "link": {"url": clip.url},
+        }
+        blocks.append(
+            {
+                "object": "block",
+                "type": "paragraph",
+                "paragraph": {"rich_text": [{"type": "text", "text": link}]},
+            }
+        )
+        return blocks
+    source = {key: value for key, value in file_object.items() if key != "name"}
+    blocks.append({"object": "block", "type": "video", "video": source})
+    return blocks
 
 
 def _shows(row: dict[str, Any], clip: ClipForReview) -> bool:
@@ -402,8 +465,13 @@ def _shows(row: dict[str, Any], clip: ClipForReview) -> bool:
     if attempt != clip.attempt or not files:
         return False
     if clip.upload:
-        return True
+        # Only a file Notion holds counts: an older row may still link elsewhere.
+        return any(item.get("type") == "file" for item in files)
     return any(item.get("external", {}).get("url") == clip.url for item in files)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB ({size:,} bytes)"
 
 
 def _date(moment: datetime | None) -> dict[str, Any]:

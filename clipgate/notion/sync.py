@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from clipgate.errors import InputError
 from clipgate.notion.gateway import NotionConfig
@@ -20,29 +21,42 @@ def review_surface(config: NotionConfig) -> NotionReviewSurface:
 
 
 def sync_project(
-    surface: NotionReviewSurface, store: Store, project_id: str, task_page_id: str, upload: bool
+    surface: NotionReviewSurface,
+    store: Store,
+    project_id: str,
+    task_page_id: str,
+    upload: bool,
+    review_page: str = "",
 ) -> None:
-    """Publish the project's current clips (once it has any) and its review state."""
+    """Publish the project's current clips (once it has any) and its review state.
+
+    `upload` puts every clip into Notion. Otherwise a clip stored at an http(s) address is
+    linked there; a clip kept on this machine is linked to `review_page` (the review room's
+    page for the project, when the room has a public address) or else uploaded, so Notion
+    never gets a `file://` address.
+    """
     row = store.project(project_id)
     if row is None:
         raise InputError(f"no video project {project_id!r} in the store")
     clips = store.clips(project_id)
     if clips:
-        surface.publish_clips(
-            task_page_id,
-            [
+        shown = []
+        for clip in clips:
+            on_the_web = urlsplit(clip.url).scheme in ("http", "https")
+            to_upload = upload or (not on_the_web and not review_page)
+            shown.append(
                 ClipForReview(
                     number=clip.number,
                     attempt=clip.attempt,
                     duration_s=clip.duration_s,
                     generated_at=as_utc(clip.updated_at) or utc_now(),
-                    url=clip.url,
-                    local_file=Path(clip.location) if upload else None,
-                    upload=upload,
+                    url=clip.url if on_the_web or to_upload else review_page,
+                    local_file=Path(clip.location) if to_upload else None,
+                    upload=to_upload,
+                    url_is_review_page=not on_the_web and not to_upload,
                 )
-                for clip in clips
-            ],
-        )
+            )
+        surface.publish_clips(task_page_id, shown, row.channel)
     surface.sync_task(
         task_page_id,
         TaskReviewState(

@@ -47,7 +47,14 @@ class LocalStorage:
         shutil.copyfile(path, partial)
         with partial.open("rb") as written:
             os.fsync(written.fileno())
-        os.replace(partial, target)
+        try:
+            # A hard link never replaces an existing name: of two runs storing one key at
+            # once, exactly one puts its file in place.
+            os.link(partial, target)
+        except FileExistsError:
+            return self.store_file(object_key, path, sha256)
+        finally:
+            partial.unlink()
         return self._stored(object_key, target, size, sha256, uploaded=True)
 
     def _stored(

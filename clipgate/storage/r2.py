@@ -1,15 +1,27 @@
 """Clips in Cloudflare R2 through its S3 API (boto3), linked for reviewers by a lasting URL.
 
-R2 differs from AWS S3 in ways this module depends on:
-
+What Cloudflare documents about R2 (developers.cloudflare.com/r2/...) that this module
+relies on:
+- The S3 API lives at `https://<account id>.r2.cloudflarestorage.com` with region `auto`
+  (api/s3/api/). It is not a public URL: a link built on it does not play for a reviewer.
+  Objects are public only through the bucket's custom domain or its r2.dev address
+  (buckets/public-buckets/), which is the `public_base_url` links are built on. R2 has
+  no ACLs, so none are sent.
+- PutObject honours `If-None-Match: *` (api/s3/conditional-operations/), so a single
+  upload never overwrites an object another run stored first.
+- Multipart parts are 5 MiB to 5 GiB, all but the last the same size, at most 10,000
+  (objects/multipart-objects/).
+What is assumed, or not depended on:
+- `If-None-Match` on CompleteMultipartUpload: the conditional-operations page lists it
+  today, but whether R2 enforces it has been in doubt, so it is sent and not relied on.
+  The object key is looked up before the upload is created and again before it is
+  completed, and an upload that finds the key taken is aborted.
+- A failed condition is answered like S3's (412, PreconditionFailed).
+- The public address answers HTTP Range requests with 206, as players need; tested here
+  against moto's server, not against R2.
 - boto3 >= 1.36 streams uploads as aws-chunked bodies with a CRC32 trailer, which R2
-  refuses; the client computes checksums only when an operation requires one.
-- R2 has no ACLs, so none are sent; objects are public only through the bucket's custom
-  domain or its r2.dev address, which is the `public_base_url` links are built on.
-- The S3 API endpoint (`https://<account id>.r2.cloudflarestorage.com`) is not a public
-  URL; a link built on it does not play for a reviewer.
-- R2 honours `If-None-Match: *` on PutObject and CompleteMultipartUpload, so an object is
-  never overwritten even when two runs store the same key at once.
+  refuses (seen in practice); the client computes checksums only when an operation
+  requires one.
 """
 
 from __future__ import annotations
@@ -225,7 +237,8 @@ class R2Storage:
         }
         try:
             if size > self.config.multipart_threshold_bytes:
-                self._put_in_parts(path, size, upload_args)
+                if not self._put_in_parts(path, size, sha256, upload_args):
+                    return self._stored(object_key, size, sha256, uploaded=False)
             else:
                 with path.open("rb") as body:
                     self.client.put_object(Body=body, IfNoneMatch="*", **upload_args)
@@ -270,7 +283,15 @@ class R2Storage:
             return True
         raise self._overwrite_refused(object_key)
 
-    def _put_in_parts(self, path: Path, size: int, upload_args: dict[str, Any]) -> None:
+    def _put_in_parts(
+        self, path: Path, size: int, sha256: str, upload_args: dict[str, Any]
+    ) -> bool:
+        """Upload in parts; False if another run stored these bytes first (nothing completed).
+
+        The caller looked the key up just before; it is looked up again before completing,
+        so an object stored meanwhile is never overwritten even if R2 ignored the
+        condition on CompleteMultipartUpload. StorageError if it holds other bytes.
+        """
         # Parts go up one after another: clips are tens of MB and the flow already stores
         # several clips at once, so threads here would only add memory.
         part_bytes = max(self.config.multipart_part_bytes, math.ceil(size / MAX_PARTS))
@@ -288,6 +309,9 @@ class R2Storage:
                         Body=chunk,
                     )["ETag"]
                     parts.append({"PartNumber": number, "ETag": etag})
+            if self._already_holds(object_key, size, sha256):
+                self._abort(bucket, object_key, upload_id)
+                return False
             self.client.complete_multipart_upload(
                 Bucket=bucket,
                 Key=object_key,
@@ -296,14 +320,16 @@ class R2Storage:
                 IfNoneMatch="*",
             )
         except BaseException:
-            # Unfinished parts are billed as storage until aborted.
-            try:
-                self.client.abort_multipart_upload(
-                    Bucket=bucket, Key=object_key, UploadId=upload_id
-                )
-            except (ClientError, BotoCoreError):
-                logger.warning("could not abort the unfinished upload of %s", object_key)
+            self._abort(bucket, object_key, upload_id)
             raise
+        return True
+
+    def _abort(self, bucket: str, object_key: str, upload_id: str) -> None:
+        """Drop an unfinished upload: its parts are billed as storage until aborted."""
+        try:
+            self.client.abort_multipart_upload(Bucket=bucket, Key=object_key, UploadId=upload_id)
+        except (ClientError, BotoCoreError):
+            logger.warning("could not abort the unfinished upload of %s", object_key)
 
     def _stored(self, object_key: str, size: int, sha256: str, uploaded: bool) -> StoredObject:
         return StoredObject(

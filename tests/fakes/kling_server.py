@@ -1,12 +1,25 @@
 """A local Kling AI image2video API on 127.0.0.1, for tests and benchmarks.
 
-It speaks Kling's HTTP API over a real socket: HS256 JWT auth (signature, nbf, exp),
-`POST /v1/videos/image2video`, `GET /v1/videos/image2video/{task_id}`,
-`GET /v1/videos/image2video?external_task_id=...`, answers in Kling's envelope
-`{"code", "message", "request_id", "data"}` with Kling's error codes, and serves each
-result as a real MP4 made once with the ffmpeg from the imageio-ffmpeg wheel.
+It speaks Kling's HTTP API as its documentation describes it (API reference, "Video
+Generation - Image to Video" and "General Information"), over a real socket:
+- HS256 JWT auth (signature, iss, nbf, exp), refused with 401 and codes 1001-1004;
+- `POST /v1/videos/image2video` creates a task from an image URL or plain base64 (no
+  `data:` prefix) of a .jpg/.jpeg/.png of at most 10MB, both sides at least 300px, aspect
+  ratio 1:2.5 to 2.5:1; prompts of at most 2500 characters; mode std or pro; duration
+  the string "5" or "10"; `external_task_id` must be unique in the account;
+- `GET /v1/videos/image2video/{id}` answers one task, `id` being its task_id or its
+  external_task_id;
+- `GET /v1/videos/image2video?pageNum=&pageSize=` answers one page of tasks: pageNum
+  1-1000 (default 1), pageSize 1-500 (default 30); any other parameter, such as
+  external_task_id, is ignored;
+- every answer is Kling's envelope `{"code", "message", "request_id", "data"}` with the
+  HTTP status and code of Kling's error table.
+Kling does not document these, so they are modelled: a refused parameter (a reused
+external_task_id included) is 400/1201 (invalid parameter value), an unknown id is
+404/1203 (resource not found), and the list is newest first. An image URL is taken as is.
 
-A task takes `task_seconds` and holds one concurrency slot until it ends; submitting past
+Each result is a real MP4 made once with the ffmpeg from the imageio-ffmpeg wheel. A task
+takes `task_seconds` and holds one concurrency slot until it ends; submitting past
 `concurrency_limit` answers 1303, past `rate_limit_per_s` creations in the last second
 answers 1302. Tests can make tasks fail, report arrears, or script the next answers.
 """
@@ -19,6 +32,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import struct
 import subprocess
 import tempfile
 import threading
@@ -32,12 +46,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import imageio_ffmpeg
 
 PATH = "/v1/videos/image2video"
 RESULTS_PATH = "/results/"
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MIN_IMAGE_SIDE = 300
+MAX_ASPECT_RATIO = 2.5
+MAX_PROMPT_CHARACTERS = 2500
+PAGE_NUMBERS = range(1, 1001)
+PAGE_SIZES = range(1, 501)
+DEFAULT_PAGE_SIZE = 30
 
 
 @cache
@@ -79,6 +100,7 @@ class _Task:
     submitted_at: float
     finish_at: float
     failure: str
+    created_at_ms: int
 
     def status(self, now: float) -> str:
         if now >= self.finish_at:
@@ -217,13 +239,14 @@ class KlingFake:
             duration=str(body.get("duration") or "5"),
             prompt=prompt,
             negative_prompt=str(body.get("negative_prompt") or ""),
-            image_bytes=len(base64.b64decode(body["image"])),
+            image_bytes=0 if _is_url(body["image"]) else len(base64.b64decode(body["image"])),
         )
         task = _Task(
             submission=submission,
             submitted_at=now,
             finish_at=now + self.task_seconds,
             failure=self.failures.get(external_task_id, ""),
+            created_at_ms=int(time.time() * 1000),
         )
         self._tasks[submission.task_id] = task
         if external_task_id:
@@ -232,15 +255,33 @@ class KlingFake:
         self.peak_in_flight = max(self.peak_in_flight, self._count_in_flight(now))
         return 200, 0, "SUCCEED", self._task_data(task, now)
 
-    def query(self, task_id: str | None, external_task_id: str | None) -> tuple[int, int, str, Any]:
-        """GET /v1/videos/image2video/{task_id} or ?external_task_id=..."""
+    def query(self, task_or_external_id: str) -> tuple[int, int, str, Any]:
+        """GET /v1/videos/image2video/{id}: one task, by its task_id or external_task_id."""
         with self._lock:
-            if task_id is None and external_task_id is not None:
-                task_id = self._by_external_id.get(external_task_id)
-            task = self._tasks.get(task_id or "")
+            task = self._tasks.get(task_or_external_id)
+            if task is None and task_or_external_id in self._by_external_id:
+                task = self._tasks[self._by_external_id[task_or_external_id]]
             if task is None:
                 return 404, 1203, "task not found", None
             return 200, 0, "SUCCEED", self._task_data(task, time.monotonic())
+
+    def page(self, query: dict[str, list[str]]) -> tuple[int, int, str, Any]:
+        """GET /v1/videos/image2video: one page of tasks, newest first."""
+        try:
+            page_number = int(query.get("pageNum", ["1"])[0])
+            page_size = int(query.get("pageSize", [str(DEFAULT_PAGE_SIZE)])[0])
+        except ValueError:
+            return 400, 1201, "pageNum and pageSize must be integers", None
+        if page_number not in PAGE_NUMBERS:
+            return 400, 1201, "pageNum must be between 1 and 1000", None
+        if page_size not in PAGE_SIZES:
+            return 400, 1201, "pageSize must be between 1 and 500", None
+        with self._lock:
+            now = time.monotonic()
+            newest_first = list(reversed(self._tasks.values()))
+            start = (page_number - 1) * page_size
+            page = [self._task_data(task, now) for task in newest_first[start : start + page_size]]
+        return 200, 0, "SUCCEED", page
 
     def result(self, task_id: str) -> bytes | None:
         with self._lock:
@@ -260,8 +301,9 @@ class KlingFake:
             "task_status": status,
             "task_status_msg": task.failure if status == "failed" else "",
             "task_info": {"external_task_id": submission.external_task_id},
-            "created_at": int(task.submitted_at * 1000),
-            "updated_at": int(min(now, task.finish_at) * 1000),
+            "created_at": task.created_at_ms,
+            "updated_at": task.created_at_ms
+            + int((min(now, task.finish_at) - task.submitted_at) * 1000),
         }
         if status == "succeed":
             data["task_result"] = {
@@ -319,12 +361,18 @@ def _invalid(body: Any) -> str:
     image = body.get("image")
     if not isinstance(image, str) or not image:
         return "image is required"
-    if image.startswith("data:"):
-        return "image must be plain base64 without a data: prefix"
-    try:
-        base64.b64decode(image, validate=True)
-    except binascii.Error:
-        return "image is not valid base64"
+    if not _is_url(image):
+        if image.startswith("data:"):
+            return "image must be plain base64 without a data: prefix"
+        try:
+            raw = base64.b64decode(image, validate=True)
+        except binascii.Error:
+            return "image is not valid base64"
+        if problem := _image_problem(raw):
+            return problem
+    for name in ("prompt", "negative_prompt"):
+        if len(str(body.get(name) or "")) > MAX_PROMPT_CHARACTERS:
+            return f"{name} cannot exceed {MAX_PROMPT_CHARACTERS} characters"
     if body.get("mode", "std") not in ("std", "pro"):
         return "mode must be std or pro"
     if body.get("duration", "5") not in ("5", "10"):
@@ -333,6 +381,47 @@ def _invalid(body: Any) -> str:
     if not isinstance(external_task_id, str):
         return "external_task_id must be a string"
     return ""
+
+
+def _is_url(image: str) -> bool:
+    return image.startswith(("https://", "http://"))
+
+
+def _image_problem(raw: bytes) -> str:
+    """What Kling's image rules refuse: format, size, sides and aspect ratio; '' if none."""
+    if len(raw) > MAX_IMAGE_BYTES:
+        return "image file size cannot exceed 10MB"
+    size = _png_size(raw) or _jpeg_size(raw)
+    if size is None:
+        return "image format must be .jpg / .jpeg / .png"
+    width, height = size
+    if min(width, height) < MIN_IMAGE_SIDE:
+        return f"image width and height cannot be less than {MIN_IMAGE_SIDE}px"
+    if not 1 / MAX_ASPECT_RATIO <= width / height <= MAX_ASPECT_RATIO:
+        return "image aspect ratio must be between 1:2.5 and 2.5:1"
+    return ""
+
+
+def _png_size(raw: bytes) -> tuple[int, int] | None:
+    if raw[:8] != b"\x89PNG\r\n\x1a\n" or raw[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", raw[16:24])
+    return width, height
+
+
+def _jpeg_size(raw: bytes) -> tuple[int, int] | None:
+    """Width and height from a JPEG's start-of-frame segment."""
+    if raw[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 9 <= len(raw) and raw[at] == 0xFF:
+        marker = raw[at + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", raw[at + 5 : at + 9])
+            return width, height
+        (length,) = struct.unpack(">H", raw[at + 2 : at + 4])
+        at += 2 + length
+    return None
 
 
 class _KlingHTTPServer(ThreadingHTTPServer):
@@ -383,13 +472,9 @@ class _KlingHandler(BaseHTTPRequestHandler):
             self._answer(401, *refusal)
             return
         if url.path == PATH:
-            external_ids = parse_qs(url.query).get("external_task_id")
-            if not external_ids:
-                self._answer(400, 1200, "external_task_id is required")
-                return
-            self._answer(*self.kling.query(None, external_ids[0]))
+            self._answer(*self.kling.page(parse_qs(url.query)))
             return
-        self._answer(*self.kling.query(url.path.removeprefix(f"{PATH}/"), None))
+        self._answer(*self.kling.query(unquote(url.path.removeprefix(f"{PATH}/"))))
 
     def _serve_result(self, task_id: str) -> None:
         video = self.kling.result(task_id)

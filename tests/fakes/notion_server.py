@@ -8,14 +8,28 @@ blocks), the File Upload API (single and multi part) with the bytes served back,
 and Notion's error shape `{"object": "error", "status", "code", "message", "request_id"}`.
 
 Timestamps are rounded down to the minute as Notion does. A token bucket can rate limit
-every request (429 with Retry-After), and faults (429, 409, 500, 503, timeouts) can be
-injected at a rate or one at a time; a faulty write either fails before it changes
-anything or after the change was applied, chosen per request, because both happen in
-real life. Tests read state directly through the helpers at the end of `FakeNotion`.
+every request (429 with Retry-After), and faults (429, 529 service_overload with
+Retry-After, 409, 500, 503, timeouts) can be injected at a rate or one at a time; a faulty
+write either fails before it changes anything or after the change was applied, chosen per
+request, because both happen in real life. Tests read state directly through the helpers
+at the end of `FakeNotion`.
+
+Documented limits are refused the documented way: any URL over 2,000 characters and a
+file name over 900 bytes (400 validation_error), a JSON body over 500 KB (413), a
+request the integration's capabilities do not allow (403 restricted_resource), and a file
+over the workspace's upload limit, which `users/me` reports as
+`bot.workspace_limits.max_file_upload_size_in_bytes` (5 MiB on a free plan, where
+multi-part uploads are refused too; 5 GiB on a paid plan). A webhook subscriber gets
+`page.properties_updated` events as Notion aggregates them: the first edit of a page is
+sent at once, and the edits of the following minute go out together in one later event.
+The name of the reverse side of a two-way relation can be forced, because Notion does
+not document that it keeps the `synced_property_name` asked for.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 import mimetypes
@@ -33,9 +47,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+import httpx
+
 Json = dict[str, Any]
-FaultKind = Literal["429", "409", "500", "503", "timeout"]
-ALL_FAULT_KINDS: tuple[FaultKind, ...] = ("429", "409", "500", "503", "timeout")
+FaultKind = Literal["429", "529", "409", "500", "503", "timeout"]
+ALL_FAULT_KINDS: tuple[FaultKind, ...] = ("429", "529", "409", "500", "503", "timeout")
+Plan = Literal["free", "paid"]
+Capability = Literal["read_content", "update_content", "insert_content"]
+ALL_CAPABILITIES: frozenset[Capability] = frozenset(
+    ("read_content", "update_content", "insert_content")
+)
 
 DEFAULT_TOKEN = "ntn_fake_integration_token"  # noqa: S105 (a fake token for a fake server)
 MB = 1024 * 1024
@@ -46,6 +67,11 @@ MAX_PARTS = 1000
 TEXT_CONTENT_MAX = 2000
 ARRAY_MAX = 100
 PAGE_SIZE_MAX = 100
+URL_MAX = 2000
+FILE_NAME_MAX_BYTES = 900
+JSON_BODY_MAX_BYTES = 500_000
+UPLOAD_LIMITS: dict[Plan, int] = {"free": 5 * MB, "paid": 5 * 1024 * MB}
+WEBHOOK_AGGREGATION_S = 60.0
 UPLOAD_LIFETIME = timedelta(hours=1)
 FILE_URL_LIFETIME = timedelta(hours=1)
 FILES_PATH = "/files/"
@@ -85,6 +111,7 @@ TASK_STATUSES = (
     "Video Approved",
     "Video Error",
     "Generating Audio",
+    "Audio Ready",
 )
 
 
@@ -120,6 +147,13 @@ def fault_error(kind: FaultKind, retry_after_s: int) -> NotionError:
             429,
             "rate_limited",
             "You have been rate limited. Please try again in a few minutes.",
+            {"Retry-After": str(retry_after_s)},
+        )
+    if kind == "529":
+        return NotionError(
+            529,
+            "service_overload",
+            "Notion is experiencing high load. Please try again later.",
             {"Retry-After": str(retry_after_s)},
         )
     if kind == "409":
@@ -179,6 +213,16 @@ def body_id(value: Any, where: str) -> str:
         ) from error
 
 
+def check_url(url: str, where: str) -> str:
+    """Notion refuses any URL longer than 2,000 characters."""
+    if len(url) > URL_MAX:
+        raise validation_error(
+            f"body failed validation: {where}.length should be ≤ `{URL_MAX}`, "
+            f"instead was `{len(url)}`."
+        )
+    return url
+
+
 def rich_text_item(content: str, link: str | None = None) -> Json:
     return {
         "type": "text",
@@ -220,6 +264,8 @@ def parse_rich_text(value: Any, where: str) -> list[Json]:
             )
         link = text.get("link")
         url = link.get("url") if isinstance(link, dict) else None
+        if isinstance(url, str):
+            check_url(url, f"{where}[{index}].text.link.url")
         rendered = rich_text_item(content, url if isinstance(url, str) else None)
         if isinstance(item.get("annotations"), dict):
             rendered["annotations"].update(item["annotations"])
@@ -323,6 +369,45 @@ class OneShotFault:
     path_pattern: re.Pattern[str]
     kind: FaultKind
     after_apply: bool
+    retry_after_s: int
+
+
+@dataclass(frozen=True)
+class PickedFault:
+    kind: FaultKind
+    after_apply: bool
+    retry_after_s: int
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One webhook request the fake sent, and the subscriber's answer."""
+
+    event: Json
+    status: int
+
+
+@dataclass
+class _PageEvents:
+    """Aggregation state of one page: when its window ends, and what waits for it."""
+
+    window_ends: float
+    authors: dict[str, str] = field(default_factory=dict)
+    properties: list[str] = field(default_factory=list)
+    timer: threading.Timer | None = None
+
+
+@dataclass
+class WebhookSubscription:
+    """Where page.properties_updated events go, signed with the verification token."""
+
+    url: str
+    verification_token: str
+    aggregation_s: float
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    integration_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    deliveries: list[WebhookDelivery] = field(default_factory=list)
+    pages: dict[str, _PageEvents] = field(default_factory=dict)
 
 
 Handler = Callable[[str, list[str], Json, dict[str, list[str]], bytes, str], Json]
@@ -340,12 +425,18 @@ class FakeNotion:
         rate_limit_burst: int = 3,
         fault_delay_s: float = 2.0,
         workspace_name: str = "Fake Workspace",
+        plan: Plan = "paid",
     ) -> None:
         self.token = token
         self._port = port
         self._lock = threading.RLock()
         self._clock_offset = timedelta()
         self.workspace_name = workspace_name
+        self.workspace_id = new_id()
+        self.plan: Plan = plan
+        self.reverse_relation_name: str | None = None
+        self._capabilities: dict[str, frozenset[Capability]] = {}
+        self._subscriptions: list[WebhookSubscription] = []
         self._users: dict[str, Json] = {}
         self._bots: dict[str, str] = {}
         self._shared: dict[str, set[str]] = {}
@@ -383,6 +474,11 @@ class FakeNotion:
         return self
 
     def stop(self) -> None:
+        with self._lock:
+            for subscription in self._subscriptions:
+                for page in subscription.pages.values():
+                    if page.timer is not None:
+                        page.timer.cancel()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -414,7 +510,34 @@ class FakeNotion:
             }
             self._bots[token] = bot_id
             self._shared[token] = set()
+            self._capabilities[token] = ALL_CAPABILITIES
             return bot_id
+
+    def set_capabilities(self, capabilities: set[Capability], token: str | None = None) -> None:
+        """What the integration may do; a request needing more is refused with 403."""
+        with self._lock:
+            self._capabilities[token or self.token] = frozenset(capabilities)
+
+    def set_plan(self, plan: Plan) -> None:
+        """The workspace's plan: it sets the upload limit and whether multi-part is allowed."""
+        with self._lock:
+            self.plan = plan
+
+    @property
+    def upload_limit_bytes(self) -> int:
+        return UPLOAD_LIMITS[self.plan]
+
+    def subscribe_webhook(
+        self,
+        url: str,
+        verification_token: str,
+        aggregation_s: float = WEBHOOK_AGGREGATION_S,
+    ) -> WebhookSubscription:
+        """Sends page.properties_updated events to `url`, aggregated as Notion does."""
+        with self._lock:
+            subscription = WebhookSubscription(url, verification_token, aggregation_s)
+            self._subscriptions.append(subscription)
+            return subscription
 
     def bot_user_id(self, token: str | None = None) -> str:
         return self._bots[token or self.token]
@@ -470,12 +593,20 @@ class FakeNotion:
                 self.fault_delay_s = delay_s
 
     def fail_next(
-        self, method: str, path_regex: str, kind: FaultKind, *, after_apply: bool = False
+        self,
+        method: str,
+        path_regex: str,
+        kind: FaultKind,
+        *,
+        after_apply: bool = False,
+        retry_after_s: int = 1,
     ) -> None:
         """Fails the next request whose method and path (`re.search`) match, once."""
         with self._lock:
             self._one_shot_faults.append(
-                OneShotFault(method.upper(), re.compile(path_regex), kind, after_apply)
+                OneShotFault(
+                    method.upper(), re.compile(path_regex), kind, after_apply, retry_after_s
+                )
             )
 
     def advance_clock(self, seconds: float) -> None:
@@ -705,18 +836,21 @@ class FakeNotion:
             wait_s = max(1, math.ceil((1 - self._bucket) / self._rate_per_s))
         raise fault_error("429", wait_s)
 
-    def _pick_fault(self, method: str, path: str) -> tuple[FaultKind, bool] | None:
+    def _pick_fault(self, method: str, path: str) -> PickedFault | None:
         with self._lock:
             for fault in self._one_shot_faults:
                 if fault.method == method and fault.path_pattern.search(path):
                     self._one_shot_faults.remove(fault)
-                    return fault.kind, fault.after_apply
+                    # Notion limits and sheds load before doing any work.
+                    after_apply = fault.after_apply and fault.kind not in ("429", "529")
+                    return PickedFault(fault.kind, after_apply, fault.retry_after_s)
             if self._fault_rate <= 0 or self._fault_random.random() >= self._fault_rate:
                 return None
             kind = self._fault_random.choice(self._fault_kinds)
             is_write = method in ("POST", "PATCH", "DELETE")
-            after_apply = is_write and kind != "429" and self._fault_random.random() < 0.5
-            return kind, after_apply
+            before_work = kind in ("429", "529")
+            after_apply = is_write and not before_work and self._fault_random.random() < 0.5
+            return PickedFault(kind, after_apply, 1)
 
     def handle_api(
         self, method: str, target: str, headers: dict[str, str], body: bytes
@@ -733,20 +867,21 @@ class FakeNotion:
                 raise validation_error_missing_version()
             self._take_rate_token()
             fault = self._pick_fault(method, path)
-            if fault is not None and not fault[1]:
-                if fault[0] == "timeout":
+            if fault is not None and not fault.after_apply:
+                if fault.kind == "timeout":
                     time.sleep(self.fault_delay_s)
-                raise fault_error(fault[0], 1)
+                raise fault_error(fault.kind, fault.retry_after_s)
+            self._check_capability(token, method, endpoint)
             payload = self._json_body(headers, body)
             with self._lock:
                 result = handler(
                     token, path_ids, payload, query, body, headers.get("content-type", "")
                 )
             if fault is not None:
-                if fault[0] == "timeout":
+                if fault.kind == "timeout":
                     time.sleep(self.fault_delay_s)
                     return 200, result, {}, endpoint
-                raise fault_error(fault[0], 1)
+                raise fault_error(fault.kind, fault.retry_after_s)
             return 200, result, {}, endpoint
         except NotionError as error:
             return (
@@ -769,10 +904,33 @@ class FakeNotion:
             raise NotionError(401, "unauthorized", "API token is invalid.")
         return token
 
+    def _check_capability(self, token: str, method: str, endpoint: str) -> None:
+        """Notion answers 403 restricted_resource when the integration lacks a capability."""
+        if endpoint == "GET /v1/users/me":
+            return
+        needed: Capability = "read_content"
+        if method == "PATCH":
+            appends = endpoint == "PATCH /v1/blocks/{id}/children"
+            needed = "insert_content" if appends else "update_content"
+        elif method == "POST" and not endpoint.endswith("/query"):
+            needed = "insert_content"
+        if needed not in self._capabilities[token]:
+            raise NotionError(
+                403,
+                "restricted_resource",
+                "Insufficient permissions for this endpoint.",
+            )
+
     @staticmethod
     def _json_body(headers: dict[str, str], body: bytes) -> Json:
         if not body or not headers.get("content-type", "").startswith("application/json"):
             return {}
+        if len(body) > JSON_BODY_MAX_BYTES:
+            raise NotionError(
+                413,
+                "payload_too_large",
+                f"Request body is {len(body)} bytes; the limit is 500KB.",
+            )
         try:
             parsed = json.loads(body)
         except ValueError as error:
@@ -850,7 +1008,10 @@ class FakeNotion:
     # ----- users ---------------------------------------------------------------------
 
     def _get_me(self, token: str, *_: Any) -> Json:
-        return self._users[self._bots[token]]
+        me = json.loads(json.dumps(self._users[self._bots[token]]))
+        me["bot"]["workspace_id"] = self.workspace_id
+        me["bot"]["workspace_limits"] = {"max_file_upload_size_in_bytes": self.upload_limit_bytes}
+        return dict(me)
 
     def _list_users(
         self, token: str, ids: list[str], body: Json, query: dict[str, list[str]], *_: Any
@@ -1050,7 +1211,11 @@ class FakeNotion:
                 "single_property": {},
             }
         dual = config.get("dual_property") or {}
-        synced_name = dual.get("synced_property_name") or f"Related to {source.name} ({name})"
+        synced_name = (
+            self.reverse_relation_name
+            or dual.get("synced_property_name")
+            or f"Related to {source.name} ({name})"
+        )
         synced_id = self._property_id()
         target.properties[synced_name] = {
             "id": synced_id,
@@ -1318,6 +1483,87 @@ class FakeNotion:
                 self._mark_attached(value)
             page.properties[name] = value
         self._touch(page, editor)
+        if not creating and parsed:
+            changed = [specs[name]["id"] if name in specs else "title" for name in parsed]
+            self._page_properties_updated(page, changed, editor)
+
+    # ----- webhooks ------------------------------------------------------------------
+
+    def _page_properties_updated(self, page: Page, property_ids: list[str], editor: str) -> None:
+        """The first edit of a page goes out at once; the next minute's edits in one event."""
+        author_type = "bot" if editor in self._bots.values() else "person"
+        now = time.monotonic()
+        for subscription in self._subscriptions:
+            state = subscription.pages.get(page.id)
+            if state is None or now >= state.window_ends:
+                subscription.pages[page.id] = _PageEvents(now + subscription.aggregation_s)
+                event = self._page_event(subscription, page, {editor: author_type}, property_ids)
+                threading.Thread(target=self._deliver, args=(subscription, event)).start()
+                continue
+            state.authors[editor] = author_type
+            state.properties.extend(p for p in property_ids if p not in state.properties)
+            if state.timer is None:
+                state.timer = threading.Timer(
+                    state.window_ends - now, self._deliver_aggregated, (subscription, page)
+                )
+                state.timer.daemon = True
+                state.timer.start()
+
+    def _deliver_aggregated(self, subscription: WebhookSubscription, page: Page) -> None:
+        with self._lock:
+            state = subscription.pages[page.id]
+            event = self._page_event(subscription, page, state.authors, state.properties)
+            state.timer = None
+            state.authors, state.properties = {}, []
+        self._deliver(subscription, event)
+
+    def _page_event(
+        self,
+        subscription: WebhookSubscription,
+        page: Page,
+        authors: dict[str, str],
+        property_ids: list[str],
+    ) -> Json:
+        parent = page.parent
+        return {
+            "id": new_id(),
+            "timestamp": iso(self._now()),
+            "workspace_id": self.workspace_id,
+            "workspace_name": self.workspace_name,
+            "subscription_id": subscription.id,
+            "integration_id": subscription.integration_id,
+            "type": "page.properties_updated",
+            "authors": [{"id": author, "type": kind} for author, kind in authors.items()],
+            "attempt_number": 1,
+            "entity": {"id": page.id, "type": "page"},
+            "data": {
+                "parent": {
+                    "id": parent.get("data_source_id") or parent.get("page_id"),
+                    "type": "database" if "data_source_id" in parent else "page",
+                    "data_source_id": parent.get("data_source_id"),
+                },
+                "updated_properties": list(property_ids),
+            },
+        }
+
+    def _deliver(self, subscription: WebhookSubscription, event: Json) -> None:
+        body = json.dumps(event).encode()
+        digest = hmac.new(subscription.verification_token.encode(), body, hashlib.sha256)
+        try:
+            answer = httpx.post(
+                subscription.url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Notion-Signature": f"sha256={digest.hexdigest()}",
+                },
+                timeout=30,
+            )
+            status = answer.status_code
+        except httpx.HTTPError:
+            status = 0
+        with self._lock:
+            subscription.deliveries.append(WebhookDelivery(event, status))
 
     def _mark_attached(self, files: list[Json]) -> None:
         """An attached upload no longer expires (Notion then shows expiry_time null)."""
@@ -1362,7 +1608,7 @@ class FakeNotion:
         if kind == "url":
             if raw is not None and not isinstance(raw, str):
                 raise validation_error(f"body failed validation: {where} should be a string.")
-            return raw
+            return raw if raw is None else check_url(raw, where)
         if kind == "checkbox":
             if not isinstance(raw, bool):
                 raise validation_error(f"body failed validation: {where} should be a boolean.")
@@ -1417,6 +1663,7 @@ class FakeNotion:
                 raise validation_error(
                     f"body failed validation: {where}.external.url should be defined."
                 )
+            check_url(url, f"{where}.external.url")
             return {"type": "external", "url": url, "name": item.get("name") or url[:100]}
         if kind != "file_upload":
             raise validation_error(
@@ -1572,6 +1819,16 @@ class FakeNotion:
                 )
         elif parts is not None:
             raise validation_error("body.number_of_parts is only allowed for multi_part uploads.")
+        if mode == "multi_part" and self.plan == "free":
+            raise validation_error(
+                "Multi-part file uploads are only available in paid workspaces. This "
+                f"workspace accepts files up to {self.upload_limit_bytes} bytes."
+            )
+        if isinstance(filename, str) and len(filename.encode()) > FILE_NAME_MAX_BYTES:
+            raise validation_error(
+                f"body failed validation: body.filename.length should be ≤ "
+                f"`{FILE_NAME_MAX_BYTES}` bytes, instead was `{len(filename.encode())}`."
+            )
         name = filename if isinstance(filename, str) and filename else "upload.bin"
         content_type = body.get("content_type") or (
             mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -1616,6 +1873,7 @@ class FakeNotion:
                 f"The content type of the sent file (`{part_type}`) does not match the one "
                 f"given when the upload was created (`{upload.content_type}`)."
             )
+        self._check_upload_size(len(data) + sum(len(part) for part in upload.parts.values()))
         if upload.mode == "single_part":
             if "part_number" in fields:
                 raise validation_error("part_number is only allowed for multi_part uploads.")
@@ -1645,6 +1903,13 @@ class FakeNotion:
                 )
             upload.parts[part_number] = data
         return self._render_upload(upload)
+
+    def _check_upload_size(self, size: int) -> None:
+        if size > self.upload_limit_bytes:
+            raise validation_error(
+                f"The file is {size} bytes, larger than the {self.upload_limit_bytes} bytes "
+                "this workspace accepts per file upload."
+            )
 
     def _complete_upload(self, token: str, ids: list[str], *_: Any) -> Json:
         upload = self._upload(token, normalize_id(ids[0], "file_upload_id"))

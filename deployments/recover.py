@@ -1,0 +1,101 @@
+"""`clipgate recover PROJECT`: finish a project whose run lost its process.
+
+The store knows everything a run needs: the manifest, every clip made (with where it is
+stored), and every recorded answer. Recovering marks the dead run crashed in Prefect,
+then runs the gate again here: clips already made are reused, recorded answers are
+replayed, and only what never finished is done.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.states import Crashed
+
+from clipgate import gate
+from clipgate.errors import InputError
+from clipgate.liveness import is_alive
+from clipgate.models import VideoProject
+from clipgate.settings import Settings
+from clipgate.states import Status
+from clipgate.store import Store
+from clipgate.wiring import existing_store, store_description
+from flows.resume import deliver, waiting_review_key
+
+
+def recover_project(settings: Settings, project_id: str, out: TextIO) -> int:
+    """Finish `project_id` from where it stopped; the process exit code."""
+    store = existing_store(settings)
+    row = store.project(project_id)
+    if row is None:
+        raise InputError(f"no video project {project_id!r} in {store_description(settings)}")
+    spec = store.project_spec(project_id)
+    if spec is None:
+        raise InputError(
+            f"project {project_id} has no stored manifest (it was started by an older "
+            "clipgate); start it again with its manifest"
+        )
+    if row.status == Status.AUDIO_READY:
+        print(f"project {project_id} is complete ({row.status}); nothing to recover", file=out)
+        return 0
+    beat = store.heartbeat(project_id)
+    if (
+        row.flow_run_id
+        and beat is not None
+        and beat.flow_run_id == row.flow_run_id
+        and (is_alive(beat))
+    ):
+        return _hand_over_answer(store, project_id, row.flow_run_id, out)
+    if row.flow_run_id:
+        _mark_crashed(row.flow_run_id)
+    print(
+        f"recovering {project_id} from {row.status} (round {row.review_round}): clips already "
+        f"made are reused and {len(store.review_events(project_id))} recorded answer(s) "
+        "replayed",
+        file=out,
+        flush=True,
+    )
+    print(
+        f"when it waits for review, answer with `clipgate review {project_id} --approve` "
+        "(or --flag 'clips 5, 12') from another shell, or in the review room",
+        file=out,
+        flush=True,
+    )
+    from flows.video_review import video_review
+
+    summary = video_review(VideoProject.model_validate(spec))
+    print(f"project {project_id} finished: status {summary.status}", file=out)
+    return 0
+
+
+def _hand_over_answer(store: Store, project_id: str, run_id: str, out: TextIO) -> int:
+    # The run's process is alive: the only thing that can be missing is an answer that
+    # was recorded but never handed to it (its sender died in between).
+    key = waiting_review_key(run_id)
+    answer = None
+    if key is not None and key.startswith("review-"):
+        answer = gate.recorded_answer(store, project_id, int(key.removeprefix("review-")))
+    if answer is None:
+        print(
+            f"run {run_id} of {project_id} is alive and has no recorded answer waiting; "
+            "nothing to recover",
+            file=out,
+        )
+        return 0
+    delivered, what = deliver(store, project_id, answer)
+    print(f"{answer.describe()}; {what}", file=out)
+    return 0 if delivered else 1
+
+
+def _mark_crashed(run_id: str) -> None:
+    # A killed process leaves its run Running or Paused forever; say what happened to it.
+    with get_client(sync_client=True) as client:
+        state: Any = client.read_flow_run(UUID(run_id)).state
+        if state is not None and not state.is_final():
+            client.set_flow_run_state(
+                UUID(run_id),
+                Crashed(message="its process was gone; `clipgate recover` took over"),
+                force=True,
+            )
