@@ -7,6 +7,7 @@ already happened for a round is skipped, never repeated.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -425,35 +426,43 @@ def costs(store: Store, project_id: str, *, prices_are_estimates: bool) -> CostR
     )
 
 
+# The Prefect UI shows the pause description in a box of a few hundred pixels above the
+# form, gives a table its own scroll box, merges columns with the same heading and shows
+# no image inside a link: three columns of six clips, each with its own heading, fit.
+FORM_COLUMNS = 3
+
+
 def review_table(store: Store, project_id: str, review_round: int, room_url: str) -> str:
-    """Markdown for the resume form: a link to the review room and a short table of clips."""
+    """Markdown for the resume form: a link to the review room and a compact grid of clips."""
     page = review_page_url(room_url, project_id)
-    lines = [
-        f"## Review round {review_round}: project `{project_id}`",
-        "",
-        f"**[Open the review room]({page})** to play the clips at 2x one after another or "
-        "all at once, compare remade clips with earlier attempts, flag clips with notes "
-        "and answer, all from the keyboard.",
-        "",
-        "Or answer here: **approve** to go on to narration, or **flag** the clips to make "
-        "again (1-18), with a note per clip if you like. Only flagged clips are made again.",
-        "",
-        "| Clip | Attempt | Duration | Thumbnail | Link |",
-        "|---:|---:|---:|:---:|---|",
-    ]
-    channel = store.project(project_id)
-    for clip in store.clips(project_id):
+    row = store.project(project_id)
+    channel = row.channel if row else ""
+    clips = store.clips(project_id)
+    per_column = max(1, math.ceil(len(clips) / FORM_COLUMNS))
+    columns = [clips[first : first + per_column] for first in range(0, len(clips), per_column)]
+
+    def cell(clip: ClipRow) -> str:
         key = ClipKey(
-            project_id=project_id,
-            channel=channel.channel if channel else "",
-            number=clip.number,
-            attempt=clip.attempt,
+            project_id=project_id, channel=channel, number=clip.number, attempt=clip.attempt
         )
-        lines.append(
-            f"| {clip.number} | {clip.attempt} | {clip.duration_s:.1f} s | "
-            f"![clip {clip.number}]({thumbnail_url(room_url, key)}) | "
-            f"[clip-{clip.number:02d}/attempt-{clip.attempt}.mp4]({clip_url(room_url, key)}) |"
+        remade = f" · attempt {clip.attempt}" if clip.attempt > 1 else ""
+        return (
+            f"![clip {clip.number}]({thumbnail_url(room_url, key)}) "
+            f"[clip {clip.number}]({clip_url(room_url, key)}) · {clip.duration_s:.1f} s{remade}"
         )
+
+    lines = [
+        f"### Round {review_round} of `{project_id}`",
+        "",
+        f"**[Open the review room]({page})** to watch at 2x and answer there, or answer "
+        "below: **approve**, or **flag** clips 1-18. Clips are in attempt 1 unless marked.",
+        "",
+        "| " + " | ".join(f"Clips {c[0].number}-{c[-1].number}" for c in columns) + " |",
+        "|" + ":---|" * len(columns),
+    ]
+    for index in range(per_column):
+        cells = [cell(column[index]) if index < len(column) else "" for column in columns]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -232,7 +232,7 @@ def relocate_moov(
         return _relocate_to_output(path, output, step)
 
 
-def thumbnail(clip: Path, output: Path, width: int = 320) -> Path:
+def thumbnail(clip: Path, output: Path, width: int = 120) -> Path:
     """Write the first frame of `clip` as a JPEG `width` pixels wide; returns `output`."""
     # Imported here, not at the top: `clipgate mp4 check/faststart` start faster without
     # subprocess and imageio_ffmpeg, which only thumbnails need.

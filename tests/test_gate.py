@@ -183,14 +183,22 @@ def test_unknown_project_is_a_clear_error(store: Store) -> None:
 
 
 def test_review_table_lists_every_clip(store: Store, project: VideoProject) -> None:
-    """The pause description links the review room and lists each clip by its room URL."""
+    """The pause description links the review room and shows each clip by its room URLs."""
     gate.register_project(store, project, None)
     _make_round(store, project, 1)
     room = "http://127.0.0.1:8780"
     table = gate.review_table(store, project.project_id, 1, room)
     rows = [line for line in table.splitlines() if line.startswith("| ") and "Clip" not in line]
-    assert len(rows) == 18
+    assert len(rows) == 18 // gate.FORM_COLUMNS
+    assert rows[0].startswith("| ![clip 1]")
+    assert "| Clips 1-6 | Clips 7-12 | Clips 13-18 |" in table
     media = f"{room}/clips/{project.channel}/{project.project_id}/clip-07/attempt-1"
-    assert f"| 7 | 1 | 1.0 s | ![clip 7]({media}.jpg) |" in table
-    assert f"[clip-07/attempt-1.mp4]({media}.mp4)" in table
+    assert f"![clip 7]({media}.jpg) [clip 7]({media}.mp4) · 1.0 s |" in table
+    assert all(f"[clip {number}]({room}/clips/" in table for number in range(1, 19))
     assert f"({room}/projects/{project.project_id})" in table
+    flag_seven = ReviewDecision(decision="flag", clips=[7])
+    gate.record_decision(store, project.project_id, 1, flag_seven, "t")
+    _make_round(store, project, 2)
+    remade = gate.review_table(store, project.project_id, 2, room)
+    assert "[clip 7](" in remade
+    assert "/clip-07/attempt-2.mp4) · 1.0 s · attempt 2 |" in remade

@@ -137,7 +137,7 @@ def test_review_a_run_in_the_room_from_first_look_to_evidence(
             ".endsWith('/clip-05/attempt-1.mp4') && document.querySelector('#current-video')"
             ".currentSrc.endsWith('/clip-05/attempt-2.mp4')"
         )
-        page.screenshot(path=shots / "compare.png")
+        page.screenshot(path=shots / "compare.png", full_page=True)
 
         page.keyboard.press("Shift+A")
         summary = run.finish()

@@ -259,6 +259,7 @@ function setUpReview() {
     } else {
       current().pause();
       fillCompare();
+      panel.scrollIntoView({ block: "nearest" });
     }
   }
 
