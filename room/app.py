@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -26,7 +26,7 @@ from room.access import CSRF_HEADER, Access
 from room.views import ProjectView, media_file, project_view, queue
 
 if TYPE_CHECKING:
-    from flows.resume import AnswerOutcome
+    pass
 
 HERE = Path(__file__).parent
 MAX_ANSWER_BYTES = 64 * 1024
@@ -35,29 +35,11 @@ MAX_BULK_PROJECTS = 200
 IMMUTABLE = "private, max-age=31536000, immutable"
 
 
-class SubmitAnswer(Protocol):
-    """The one answer path (flows.resume.submit_answer), or a stand-in in a test."""
-
-    def __call__(
-        self,
-        settings: Settings,
-        project_id: str,
-        answer: Mapping[str, Any],
-        source: AnswerSource,
-        review_round: int | None = None,
-    ) -> AnswerOutcome: ...
-
-
-def _prefect_answer_path() -> SubmitAnswer:
+def create_app(settings: Settings) -> FastAPI:
+    """The room for the store and clips `settings` name."""
     # Imported when the app is made, not with this module: the room's views need no Prefect.
     from flows.resume import submit_answer
 
-    return submit_answer
-
-
-def create_app(settings: Settings, submit: SubmitAnswer | None = None) -> FastAPI:
-    """The room for the store and clips `settings` name."""
-    answer_path = submit or _prefect_answer_path()
     store = build_store(settings)
     access = Access(settings)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -152,7 +134,7 @@ def create_app(settings: Settings, submit: SubmitAnswer | None = None) -> FastAP
         """(HTTP status, what to tell the page) for one answer through the answer path."""
         try:
             outcome = await run_in_threadpool(
-                answer_path, settings, project_id, answer, AnswerSource.ROOM, seen_round
+                submit_answer, settings, project_id, answer, AnswerSource.ROOM, seen_round
             )
         except AnswerRefused as error:
             return 422, {"detail": str(error), "accepted": False}

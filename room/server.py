@@ -14,17 +14,15 @@ import uvicorn
 from clipgate.errors import ConfigurationError
 from clipgate.settings import Settings
 from room.access import check_binding
-from room.app import SubmitAnswer, create_app
+from room.app import create_app
 
 START_TIMEOUT_S = 20.0
 
 
-def _server(
-    settings: Settings, host: str, port: int, submit: SubmitAnswer | None
-) -> uvicorn.Server:
+def _server(settings: Settings, host: str, port: int) -> uvicorn.Server:
     check_binding(settings, host)
     config = uvicorn.Config(
-        create_app(settings, submit),
+        create_app(settings),
         host=host,
         port=port,
         access_log=False,
@@ -39,7 +37,7 @@ def serve_room(settings: Settings, host: str | None = None, port: int | None = N
     """Serve the room until interrupted."""
     host = host or settings.room_host
     port = settings.room_port if port is None else port
-    server = _server(settings, host, port, None)
+    server = _server(settings, host, port)
     print(f"review room at {_url(settings, host, port)}", flush=True)
     server.run()
 
@@ -62,7 +60,6 @@ def start_room(
     settings: Settings,
     host: str | None = None,
     port: int | None = None,
-    submit: SubmitAnswer | None = None,
 ) -> RunningRoom:
     """Start the room in a daemon thread and return once it accepts connections.
 
@@ -70,7 +67,7 @@ def start_room(
     """
     host = host or settings.room_host
     port = settings.room_port if port is None else port
-    server = _server(settings, host, port, submit)
+    server = _server(settings, host, port)
     thread = threading.Thread(target=server.run, name="review-room", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S

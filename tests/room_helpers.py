@@ -14,7 +14,6 @@ from clipgate import clips, gate
 from clipgate.models import VideoProject
 from clipgate.settings import Settings
 from clipgate.wiring import build_generator, build_storage, build_store
-from room.app import SubmitAnswer
 from room.server import start_room
 
 
@@ -39,11 +38,9 @@ def make_round_one(settings: Settings, project: VideoProject) -> None:
 
 
 @contextmanager
-def running_room(
-    settings: Settings, host: str = "127.0.0.1", submit: SubmitAnswer | None = None
-) -> Iterator[str]:
+def running_room(settings: Settings, host: str = "127.0.0.1") -> Iterator[str]:
     """The room on a free port for the duration; yields its base URL."""
-    room = start_room(settings, host=host, port=0, submit=submit)
+    room = start_room(settings, host=host, port=0)
     try:
         yield room.url
     finally:
