@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 import httpx
@@ -19,30 +19,39 @@ from clipgate.store import Store
 from flows.resume import answer_review, waiting_review_key
 from flows.video_review import video_review
 
+Result = TypeVar("Result")
 
-class FlowInThread:
-    """Runs the flow in a thread that sees this test's Prefect settings."""
 
-    def __init__(self, project: VideoProject) -> None:
-        self.result: ProjectSummary | None = None
+class InThread(Generic[Result]):
+    """Runs `call` in a thread that sees this test's Prefect settings; keeps its result."""
+
+    def __init__(self, call: Callable[[], Result]) -> None:
+        self.result: Result | None = None
         self.error: BaseException | None = None
         context = contextvars.copy_context()
-        self.thread = threading.Thread(target=context.run, args=(self._run, project), daemon=True)
+        self.thread = threading.Thread(target=context.run, args=(self._run, call), daemon=True)
         self.thread.start()
 
-    def _run(self, project: VideoProject) -> None:
+    def _run(self, call: Callable[[], Result]) -> None:
         try:
-            self.result = video_review(project)
+            self.result = call()
         except BaseException as error:
             self.error = error
 
-    def finish(self, timeout_s: float = 180) -> ProjectSummary:
+    def finish(self, timeout_s: float = 180) -> Result:
         self.thread.join(timeout_s)
-        assert not self.thread.is_alive(), "the flow did not finish"
+        assert not self.thread.is_alive(), "the call did not finish"
         if self.error is not None:
             raise self.error
         assert self.result is not None
         return self.result
+
+
+class FlowInThread(InThread[ProjectSummary]):
+    """Runs the video-review flow on `project` in a thread; `finish` gives its summary."""
+
+    def __init__(self, project: VideoProject) -> None:
+        super().__init__(lambda: video_review(project))
 
 
 def eventually(check: Callable[[], Any], what: str, timeout_s: float = 180) -> Any:

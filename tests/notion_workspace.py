@@ -28,6 +28,16 @@ from tasks.publish import NOTION_LIMIT
 from tests.fakes.notion_server import FakeNotion, running_fake_notion
 
 
+class SyncNotion:
+    """A sync notion-client Client whose calls type as plain JSON, not maybe-awaitable."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
 @dataclass
 class Workspace:
     """A seeded local Notion: Tasks and Videos databases and one task page."""

@@ -31,20 +31,10 @@ from notion_client import APIResponseError, Client
 from notion_client.errors import HTTPResponseError
 
 from tests.fakes.notion_server import FakeNotion, SeededWorkspace, running_fake_notion
-from tests.notion_workspace import webhook_subscriber
+from tests.notion_workspace import SyncNotion, webhook_subscriber
 
 FREE_LIMIT = 5 * 1024 * 1024
 PAID_LIMIT = 5 * 1024 * 1024 * 1024
-
-
-class SyncNotion:
-    """A sync notion-client Client whose calls type as plain JSON, not maybe-awaitable."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 @pytest.fixture

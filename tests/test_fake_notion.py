@@ -20,16 +20,7 @@ from tests.fakes.notion_server import (
     SeededWorkspace,
     running_fake_notion,
 )
-
-
-class SyncNotion:
-    """A sync notion-client Client whose calls type as plain JSON, not maybe-awaitable."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+from tests.notion_workspace import SyncNotion
 
 
 @pytest.fixture

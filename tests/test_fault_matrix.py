@@ -9,14 +9,11 @@ and the dead run marked crashed in Prefect.
 
 from __future__ import annotations
 
-import contextvars
 import io
 import os
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -32,34 +29,10 @@ from clipgate.store import Store
 from clipgate.wiring import build_store
 from deployments.recover import recover_project
 from flows.resume import submit_answer, waiting_review_key
-from tests.flow_helpers import paused_round
+from tests.flow_helpers import InThread, paused_round
 
 FLAG = {"decision": "flag", "clips": [5, 12], "reviewer": "ana"}
 APPROVE = {"decision": "approve", "reviewer": "ana"}
-
-
-class InThread:
-    """Runs `call` in a thread that sees this test's Prefect settings; keeps its result."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        context = contextvars.copy_context()
-        self.thread = threading.Thread(target=context.run, args=(self._run, call), daemon=True)
-        self.thread.start()
-
-    def _run(self, call: Callable[[], Any]) -> None:
-        try:
-            self.result = call()
-        except BaseException as error:
-            self.error = error
-
-    def finish(self, timeout_s: float = 180) -> Any:
-        self.thread.join(timeout_s)
-        assert not self.thread.is_alive(), "the call did not finish"
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 def _crashing(*arguments: str) -> subprocess.Popen[str]:

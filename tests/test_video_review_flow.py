@@ -35,9 +35,8 @@ def test_flag_then_approve_remakes_only_flagged_clips(
     run_id = paused_round(store, project.project_id, 1)
     assert generations(store, project.project_id) == 18
     description = eventually(lambda: review_description(run_id, 1), "the form")
-    rows = [line for line in description.splitlines() if line.startswith("| ")]
-    assert len(rows) == 19
-    assert sum("/attempt-1.mp4)" in row for row in rows) == 18
+    assert description.count("/attempt-1.mp4)") == 18
+    assert description.count("/attempt-1.jpg)") == 18
 
     answer(run_id, {"decision": "flag", "clips": [17, 5, 12, 5], "reviewer": "ana"})
     paused_round(store, project.project_id, 2)
