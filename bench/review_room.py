@@ -4,11 +4,12 @@ Everything runs here: the local generator makes 18 clips (10 s of 1280x720 at 25
 default, from textured stills), the room serves them from a temporary home on 127.0.0.1,
 and Debian's Chromium (headless, driven by Playwright) watches them over a link Chromium
 emulates (CDP `Network.emulateNetworkConditions`, 20 Mbit/s down and 20 ms latency by
-default). Chromium may resolve no name but 127.0.0.1.
+default). Measures 1 and 3 run again on plain loopback, which shows what the browser and
+the room cost before the network does. Chromium may resolve no name but 127.0.0.1.
 
 The stills get a fine pattern over them because on the demo's smooth gradients x264 packs
 10 s of 720p into about 60 KB, which tells nothing about a network; with the pattern
-(`--texture 0.6`) a clip is 2.5-5.5 MB (2-4 Mbit/s), the size of real generator output.
+(`--texture 0.6`) a clip is 1.5-6.5 MB (1-5 Mbit/s), the size of real generator output.
 `--texture 0` keeps the demo's smooth stills.
 
 Measured, in this one run:
@@ -19,16 +20,16 @@ Measured, in this one run:
    ones. Goals: every faststart clip within 1 s, and 5x sooner than moov-at-end (median
    of the per-clip ratios).
 2. Playback: the review page plays all 18 clips at 2x; the gap is from one clip's
-   `ended` to the next clip's first frame presented (requestVideoFrameCallback). Goals:
-   every gap under 100 ms, and the whole run at most 1 s longer than the clips at 2x
-   (91 s for 18 x 10 s).
-3. Wall: with the page open and clip 1 playing, key `w`, then the time until all 18
-   proxies play (not paused, currentTime > 0). Goal: 2 s.
+   `ended` to the next clip's first frame presented (requestVideoFrameCallback's
+   expectedDisplayTime). Goals: every gap under 100 ms, and the whole run at most 1 s
+   longer than the clips at 2x (91 s for 18 x 10 s). Stalls (`waiting`) are counted.
+3. Wall: with the review page open and clip 1 playing, key `w`, then the time until all
+   18 proxies play (not paused, currentTime > 0), sampled every animation frame. Goal: 2 s.
 4. Previews: per clip, the seconds `make_previews` takes (proxy and motion strip in one
    ffmpeg run) against the seconds the local generator took for that clip, both run one
    clip at a time. Goal: median under 15%.
 
-Run from the repository root (about 6 minutes; 2 of them without the playback):
+Run from the repository root (about 7 minutes, 5 with --skip-playback):
 
     .venv/bin/python -m bench.review_room
     .venv/bin/python -m bench.review_room --seconds 4 --width 640 --height 360 --skip-playback
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -47,20 +49,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from clipgate import gate, mp4
 from clipgate.clips import produce_clip
-from clipgate.errors import AnswerRefused
 from clipgate.ffmpeg import partial_path, run_ffmpeg
 from clipgate.generators import ClipGenerator, GenerationResult
 from clipgate.generators.local import LocalMotionGenerator
 from clipgate.links import clip_url, review_page_url
 from clipgate.media import make_previews
-from clipgate.models import CLIP_COUNT, AnswerSource, ClipKey, ClipSpec, VideoProject
+from clipgate.models import CLIP_COUNT, ClipKey, ClipSpec, VideoProject
 from clipgate.samples import make_sample_project
 from clipgate.settings import Settings, load_settings
 from clipgate.wiring import build_storage, build_store
@@ -79,18 +80,21 @@ WALL_TIMEOUT_S = 30.0
 # Any name but 127.0.0.1 fails to resolve: nothing this bench starts can leave the machine.
 LOOPBACK_ONLY = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 CHANNEL = "bench"
+VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 
 
 @dataclass(frozen=True)
 class Link:
-    """The reviewer's network link, as Chromium emulates it for one page."""
+    """The reviewer's network link, as Chromium emulates it; no Mbit/s means plain loopback."""
 
-    mbit_per_s: float
+    mbit_per_s: float | None
     latency_ms: float
 
-    def throttle(self, context: BrowserContext) -> Page:
+    def page(self, context: BrowserContext) -> Page:
         """A new page of `context` behind this link."""
         page = context.new_page()
+        if self.mbit_per_s is None:
+            return page
         session = context.new_cdp_session(page)
         session.send("Network.enable")
         bytes_per_s = self.mbit_per_s * 1e6 / 8
@@ -106,7 +110,12 @@ class Link:
         return page
 
     def describe(self) -> str:
+        if self.mbit_per_s is None:
+            return "loopback, not throttled"
         return f"{self.mbit_per_s:g} Mbit/s, {self.latency_ms:g} ms latency"
+
+
+LOOPBACK = Link(None, 0.0)
 
 
 @dataclass
@@ -139,17 +148,6 @@ class ReplayGenerator:
     def generate(self, key: ClipKey, spec: ClipSpec, output: Path) -> GenerationResult:
         shutil.copyfile(self.recorded.as_generated(key.number), output)
         return GenerationResult(generator=self.name)
-
-
-def refuse_answers(
-    settings: Settings,
-    project_id: str,
-    answer: object,
-    source: AnswerSource,
-    review_round: int | None = None,
-) -> NoReturn:
-    """The room's answer path here: the bench only watches, and needs no Prefect."""
-    raise AnswerRefused("the bench answers no review")
 
 
 def bench_settings(home: Path, arguments: argparse.Namespace) -> Settings:
@@ -235,7 +233,10 @@ def put_moov_at_end(
 
 
 def preview_seconds(settings: Settings, project: VideoProject, scratch: Path) -> dict[int, float]:
-    """Seconds to make each stored clip's proxy and motion strip again, one clip at a time."""
+    """Seconds to make each stored clip's proxy and motion strip again, one clip at a time.
+
+    produce_clip made them already, but it times only the generator.
+    """
     scratch.mkdir(parents=True, exist_ok=True)
     seconds = {}
     for number in range(1, CLIP_COUNT + 1):
@@ -254,7 +255,7 @@ def preview_seconds(settings: Settings, project: VideoProject, scratch: Path) ->
 
 @contextmanager
 def loopback_chromium() -> Iterator[Browser]:
-    """Debian's Chromium, headless, launched as the room's browser tests launch it."""
+    """Debian's Chromium, headless, launched as the room's browser tests do, loopback only."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, LOOPBACK_ONLY]
@@ -269,12 +270,13 @@ FIRST_FRAME = """async ({ src, timeoutMs }) => {
   const video = document.createElement("video");
   Object.assign(video, { muted: true, playsInline: true, preload: "auto" });
   document.body.append(video);
+  let started = 0;
   const outcome = new Promise((resolve) => {
     video.addEventListener("loadeddata", () => resolve(performance.now() - started));
     video.addEventListener("error", () => resolve(null));
     setTimeout(() => resolve(null), timeoutMs);
   });
-  const started = performance.now();
+  started = performance.now();
   video.src = src;
   return outcome;
 }"""
@@ -284,7 +286,7 @@ def first_frame_ms(browser: Browser, link: Link, url: str) -> float | None:
     """ms from `video.src = url` to loadeddata in a fresh context (nothing cached), or None."""
     context = browser.new_context()
     try:
-        page = link.throttle(context)
+        page = link.page(context)
         loaded = page.evaluate(FIRST_FRAME, {"src": url, "timeoutMs": LOAD_TIMEOUT_S * 1000})
         return None if loaded is None else float(loaded)
     finally:
@@ -293,6 +295,7 @@ def first_frame_ms(browser: Browser, link: Link, url: str) -> float | None:
 
 @dataclass(frozen=True)
 class FirstFrames:
+    link: Link
     faststart_ms: list[float | None]
     moov_at_end_ms: list[float | None]
 
@@ -310,26 +313,27 @@ def measure_first_frames(
         # Every other clip loads the other layout first, so neither gains from going first.
         for results, url in loads if number % 2 else reversed(loads):
             results.append(first_frame_ms(browser, link, url))
-    return FirstFrames(faststart_ms, moov_at_end_ms)
+    return FirstFrames(link, faststart_ms, moov_at_end_ms)
 
 
 # Media events do not bubble, but a capturing listener on the document sees them all, and
 # it runs before room.js's own `ended` listener on the element moves to the next clip.
 PLAYBACK_PROBE = """(() => {
-  const probe = { started: null, ends: [], frames: [], stalls: 0 };
+  const probe = { started: null, ends: [], frames: [], stalls: [] };
   window.__playback = probe;
   const showing = () => [...document.querySelectorAll(".screen-video")]
     .find((video) => !video.classList.contains("standby"));
   document.addEventListener("playing", (event) => {
     if (probe.started !== null || !event.target.classList.contains("screen-video")) return;
-    const video = event.target;
-    video.requestVideoFrameCallback((now, frame) => {
+    event.target.requestVideoFrameCallback((now, frame) => {
       probe.started = frame.expectedDisplayTime;
     });
   }, true);
   document.addEventListener("waiting", (event) => {
-    const playing = probe.started !== null;
-    if (playing && event.target.classList.contains("screen-video")) probe.stalls += 1;
+    const video = event.target;
+    if (probe.started !== null && video.classList.contains("screen-video")) {
+      probe.stalls.push(video.currentSrc);
+    }
   }, true);
   document.addEventListener("ended", (event) => {
     const ended = event.target;
@@ -349,27 +353,34 @@ PLAYBACK_PROBE = """(() => {
 
 @dataclass(frozen=True)
 class Playback:
+    link: Link
     gaps_ms: list[float]
     wall_s: float | None
     content_s: float
-    stalls: int
+    stalled_clips: list[int]
     problems: list[str]
+
+
+def clip_number(url: str) -> int:
+    """The clip number in a media URL (`.../clip-07/attempt-1.mp4` is 7), 0 if none."""
+    found = re.search(r"/clip-(\d{2})/", url)
+    return int(found[1]) if found else 0
 
 
 def measure_playback(
     browser: Browser, link: Link, room: str, project: VideoProject, settings: Settings
 ) -> Playback:
     """Let the review page play all the clips at 2x, as a reviewer who only watches."""
-    content_s = sum(
+    durations_s = [
         mp4.inspect(stored_clip(settings, project, number)).duration_s
         for number in range(1, CLIP_COUNT + 1)
-    )
-    content_s /= SPEED
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    ]
+    content_s = sum(durations_s) / SPEED
+    context = browser.new_context(viewport=VIEWPORT)
     problems: list[str] = []
     try:
         context.add_init_script(script=PLAYBACK_PROBE)
-        page = link.throttle(context)
+        page = link.page(context)
         page.goto(review_page_url(room, project.project_id))
         try:
             page.wait_for_function(
@@ -379,14 +390,12 @@ def measure_playback(
             )
         except PlaywrightTimeout:
             problems.append("the page stopped before the last clip ended")
-        page.wait_for_timeout(200)  # the last requestVideoFrameCallback, if any is due
         probe: dict[str, Any] = page.evaluate("() => window.__playback")
     finally:
         context.close()
     gaps_ms = []
     for index, frame in enumerate(probe["frames"]):
-        expected = clip_url(room, clip_key(project, index + 2))
-        if frame["src"] != expected:
+        if clip_number(frame["src"]) != index + 2:
             problems.append(f"after clip {index + 1} the page showed {frame['src']}")
         gaps_ms.append(float(frame["shownAt"]) - float(frame["endedAt"]))
     if len(gaps_ms) != CLIP_COUNT - 1:
@@ -395,7 +404,8 @@ def measure_playback(
     wall_s = None
     if probe["started"] is not None and len(ends) == CLIP_COUNT:
         wall_s = (float(ends[-1]["at"]) - float(probe["started"])) / 1000
-    return Playback(gaps_ms, wall_s, content_s, int(probe["stalls"]), problems)
+    stalled = [clip_number(src) for src in probe["stalls"]]
+    return Playback(link, gaps_ms, wall_s, content_s, stalled, problems)
 
 
 SHOWING_PLAYS = """() => {
@@ -426,6 +436,7 @@ WALL_PROBE = """() => {
 
 @dataclass(frozen=True)
 class Wall:
+    link: Link
     all_playing_s: float | None
     first_playing_s: float | None
     playing: int
@@ -433,9 +444,9 @@ class Wall:
 
 def measure_wall(browser: Browser, link: Link, room: str, project: VideoProject) -> Wall:
     """Open the review page, wait for clip 1 to play, key `w`, time the wall to all playing."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context = browser.new_context(viewport=VIEWPORT)
     try:
-        page = link.throttle(context)
+        page = link.page(context)
         page.goto(review_page_url(room, project.project_id))
         page.wait_for_function(SHOWING_PLAYS, timeout=LOAD_TIMEOUT_S * 1000)
         page.evaluate(WALL_PROBE)
@@ -453,7 +464,10 @@ def measure_wall(browser: Browser, link: Link, room: str, project: VideoProject)
         return None if moment is None else (float(moment) - float(probe["asked"])) / 1000
 
     return Wall(
-        since_asked(probe["allPlaying"]), since_asked(probe["firstPlaying"]), int(probe["playing"])
+        link,
+        since_asked(probe["allPlaying"]),
+        since_asked(probe["firstPlaying"]),
+        int(probe["playing"]),
     )
 
 
@@ -461,87 +475,99 @@ def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
-def report_first_frames(frames: FirstFrames, link: Link) -> None:
-    loaded = [
-        (fast, slow)
-        for fast, slow in zip(frames.faststart_ms, frames.moov_at_end_ms, strict=True)
-        if fast is not None and slow is not None
-    ]
-    fast_ms = [fast for fast, _ in loaded]
-    slow_ms = [slow for _, slow in loaded]
-    print(
-        f"\n1. first frame (video.src to loadeddata), one fresh context per load, {link.describe()}"
-    )
-    print(f"   {'':<14}{'median':>9}{'max':>9}{'min':>9}")
-    for label, values in (("faststart", fast_ms), ("moov at end", slow_ms)):
-        if values:
+def report_first_frames(runs: list[FirstFrames]) -> None:
+    print("\n1. first frame: video.src to loadeddata, one fresh browser context per load")
+    print(f"   {'link':<28}{'layout':<14}{'median':>9}{'max':>9}{'min':>9}")
+    for run in runs:
+        for layout, values in (
+            ("faststart", run.faststart_ms),
+            ("moov at end", run.moov_at_end_ms),
+        ):
+            loaded = [value for value in values if value is not None]
+            if not loaded:
+                print(f"   {run.link.describe():<28}{layout:<14}   never loaded")
+                continue
+            never = "" if len(loaded) == CLIP_COUNT else f"  ({CLIP_COUNT - len(loaded)} never)"
             print(
-                f"   {label:<14}{statistics.median(values):>6.0f} ms{max(values):>6.0f} ms"
-                f"{min(values):>6.0f} ms"
+                f"   {run.link.describe():<28}{layout:<14}{statistics.median(loaded):>6.0f} ms"
+                f"{max(loaded):>6.0f} ms{min(loaded):>6.0f} ms{never}"
             )
-    failed = CLIP_COUNT - len(loaded)
-    if failed:
-        print(f"   {failed} clip(s) never reached loadeddata in {LOAD_TIMEOUT_S:g} s")
-    within = sum(1 for fast in frames.faststart_ms if fast is not None and fast <= 1000)
-    print(
-        f"   faststart within {FIRST_FRAME_GOAL_S:g} s: {within}/{CLIP_COUNT} clips"
-        f"{'':<22}goal: all      {verdict(within == CLIP_COUNT)}"
-    )
-    if loaded:
-        ratios = [slow / fast for fast, slow in loaded]
-        median_ratio = statistics.median(ratios)
-        print(
-            f"   moov at end / faststart, per clip: median {median_ratio:.2f}x, "
-            f"lowest {min(ratios):.2f}x   goal: >= {MOOV_AT_END_GOAL_RATIO:g}x  "
-            f"{verdict(median_ratio >= MOOV_AT_END_GOAL_RATIO)}"
+    for run in runs:
+        within = sum(
+            1 for fast in run.faststart_ms if fast is not None and fast <= FIRST_FRAME_GOAL_S * 1000
         )
+        print(
+            f"   {run.link.describe()}: faststart within {FIRST_FRAME_GOAL_S:g} s "
+            f"{within}/{CLIP_COUNT}   goal: all  {verdict(within == CLIP_COUNT)}"
+        )
+        ratios = [
+            slow / fast
+            for fast, slow in zip(run.faststart_ms, run.moov_at_end_ms, strict=True)
+            if fast is not None and slow is not None
+        ]
+        if ratios:
+            median_ratio = statistics.median(ratios)
+            print(
+                f"   {run.link.describe()}: moov at end / faststart per clip, median "
+                f"{median_ratio:.2f}x, lowest {min(ratios):.2f}x   goal: median >= "
+                f"{MOOV_AT_END_GOAL_RATIO:g}x  {verdict(median_ratio >= MOOV_AT_END_GOAL_RATIO)}"
+            )
 
 
-def report_playback(playback: Playback, link: Link) -> None:
-    print(f"\n2. {CLIP_COUNT} clips at {SPEED:g}x in the review page's player, {link.describe()}")
+def report_playback(playback: Playback) -> None:
+    print(
+        f"\n2. {CLIP_COUNT} clips at {SPEED:g}x in the review page's player, "
+        f"{playback.link.describe()}"
+    )
     for problem in playback.problems:
         print(f"   problem: {problem}")
     gaps = playback.gaps_ms
     if gaps:
         every_gap_met = len(gaps) == CLIP_COUNT - 1 and max(gaps) < GAP_GOAL_MS
         print(
-            f"   gap, ended -> next clip's first frame: median {statistics.median(gaps):.0f} ms, "
-            f"max {max(gaps):.0f} ms   goal: every gap < {GAP_GOAL_MS:g} ms  "
-            f"{verdict(every_gap_met)}"
+            f"   gap, ended -> next clip's first frame shown: median "
+            f"{statistics.median(gaps):.0f} ms, max {max(gaps):.0f} ms over {len(gaps)} gaps"
+            f"   goal: every gap < {GAP_GOAL_MS:g} ms  {verdict(every_gap_met)}"
         )
     goal_s = playback.content_s + PLAYBACK_SLACK_GOAL_S
     if playback.wall_s is None:
-        print(f"   wall time: not measured   goal: <= {goal_s:.1f} s  {verdict(False)}")
+        print(f"   wall time not measured   goal: <= {goal_s:.1f} s  {verdict(False)}")
     else:
         print(
             f"   wall time {playback.wall_s:.2f} s for {playback.content_s:.2f} s of clips at "
-            f"{SPEED:g}x ({playback.wall_s / playback.content_s:.4f}x), {playback.stalls} stalls"
+            f"{SPEED:g}x ({playback.wall_s / playback.content_s:.4f}x)"
             f"   goal: <= {goal_s:.1f} s  {verdict(playback.wall_s <= goal_s)}"
         )
+    stalled = playback.stalled_clips
+    where = f" (clips {', '.join(map(str, stalled))})" if stalled else ""
+    print(f"   stalls (waiting events) while playing: {len(stalled)}{where}")
 
 
-def report_wall(wall: Wall, link: Link) -> None:
-    print(f"\n3. wall of {CLIP_COUNT} proxies, key w with clip 1 playing, {link.describe()}")
-    if wall.all_playing_s is None:
+def report_walls(walls: list[Wall]) -> None:
+    print(f"\n3. wall of {CLIP_COUNT} proxies: key w with clip 1 playing, until all play")
+    for wall in walls:
+        if wall.all_playing_s is None:
+            print(
+                f"   {wall.link.describe():<28}{wall.playing}/{CLIP_COUNT} playing after "
+                f"{WALL_TIMEOUT_S:g} s   goal: all within {WALL_GOAL_S:g} s  {verdict(False)}"
+            )
+            continue
+        first = "-" if wall.first_playing_s is None else f"{wall.first_playing_s:.2f} s"
         print(
-            f"   {wall.playing}/{CLIP_COUNT} playing after {WALL_TIMEOUT_S:g} s   "
-            f"goal: all within {WALL_GOAL_S:g} s  {verdict(False)}"
+            f"   {wall.link.describe():<28}all playing after {wall.all_playing_s:.2f} s "
+            f"(first tile {first})   goal: <= {WALL_GOAL_S:g} s  "
+            f"{verdict(wall.all_playing_s <= WALL_GOAL_S)}"
         )
-        return
-    first = "-" if wall.first_playing_s is None else f"{wall.first_playing_s:.2f} s"
-    print(
-        f"   all {CLIP_COUNT} playing after {wall.all_playing_s:.2f} s (first tile {first})"
-        f"   goal: <= {WALL_GOAL_S:g} s  {verdict(wall.all_playing_s <= WALL_GOAL_S)}"
-    )
 
 
 def report_previews(generation_s: dict[int, float], previews_s: dict[int, float]) -> None:
     fractions = [previews_s[number] / generation_s[number] for number in generation_s]
-    generation = list(generation_s.values())
-    previews = list(previews_s.values())
     print("\n4. proxy + motion strip (make_previews) against the local generator, per clip")
     print(f"   {'':<16}{'median':>8}{'max':>8}{'min':>8}")
-    for label, values in (("generation", generation), ("proxy + strip", previews)):
+    for label, values in (
+        ("generation", list(generation_s.values())),
+        ("proxy + strip", list(previews_s.values())),
+    ):
         print(
             f"   {label:<16}{statistics.median(values):>6.2f} s{max(values):>6.2f} s"
             f"{min(values):>6.2f} s"
@@ -558,12 +584,13 @@ def describe_sizes(settings: Settings, project: VideoProject) -> str:
     clips = [stored_clip(settings, project, number) for number in range(1, CLIP_COUNT + 1)]
     clip_mb = [clip.stat().st_size / 1e6 for clip in clips]
     proxy_mb = [
-        clip.with_name(clip.name.removesuffix(".mp4") + ".proxy.mp4").stat().st_size / 1e6
-        for clip in clips
+        (settings.clips_dir / clip_key(project, number).proxy_key).stat().st_size / 1e6
+        for number in range(1, CLIP_COUNT + 1)
     ]
     return (
-        f"clips {min(clip_mb):.2f}-{max(clip_mb):.2f} MB (median "
-        f"{statistics.median(clip_mb):.2f}), proxies {min(proxy_mb):.2f}-{max(proxy_mb):.2f} MB"
+        f"clips {min(clip_mb):.2f}-{max(clip_mb):.2f} MB (median {statistics.median(clip_mb):.2f}),"
+        f" proxies {min(proxy_mb):.2f}-{max(proxy_mb):.2f} MB (median "
+        f"{statistics.median(proxy_mb):.2f}, {sum(proxy_mb):.1f} MB for the wall)"
     )
 
 
@@ -584,6 +611,7 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     link = Link(arguments.mbit, arguments.latency_ms)
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="clipgate-bench-room.") as scratch:
         folder = Path(scratch)
         settings = bench_settings(folder / "home", arguments)
@@ -606,25 +634,39 @@ def main() -> None:
         previews_s = preview_seconds(settings, faststart, folder / "previews")
         make_round(settings, moov_at_end, ReplayGenerator(recorded))
         put_moov_at_end(settings, moov_at_end, recorded)
-        print(describe_sizes(settings, faststart), flush=True)
+        sizes = describe_sizes(settings, faststart)
 
-        room = start_room(settings, host="127.0.0.1", port=0, submit=refuse_answers)
+        room = start_room(settings, host="127.0.0.1", port=0)
         try:
             with loopback_chromium() as browser:
                 print("measuring first frames...", flush=True)
-                frames = measure_first_frames(browser, link, room.url, faststart, moov_at_end)
+                first_frames = [
+                    measure_first_frames(browser, each, room.url, faststart, moov_at_end)
+                    for each in (link, LOOPBACK)
+                ]
                 print("measuring the wall...", flush=True)
-                wall = measure_wall(browser, link, room.url, faststart)
+                walls = [
+                    measure_wall(browser, each, room.url, faststart) for each in (link, LOOPBACK)
+                ]
                 playback = None
                 if not arguments.skip_playback:
                     print("measuring playback at 2x...", flush=True)
                     playback = measure_playback(browser, link, room.url, faststart, settings)
         finally:
             room.stop()
-    report_first_frames(frames, link)
+    print(
+        f"\n{CLIP_COUNT} clips of {settings.clip_seconds:g} s {settings.clip_width}x"
+        f"{settings.clip_height} at {settings.clip_fps} fps, texture {arguments.texture:g}: {sizes}"
+    )
+    # Chromium decodes in software here, so other work on the machine shows in every figure.
+    print(
+        f"load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
+        f"on {os.cpu_count()} CPUs"
+    )
+    report_first_frames(first_frames)
     if playback is not None:
-        report_playback(playback, link)
-    report_wall(wall, link)
+        report_playback(playback)
+    report_walls(walls)
     report_previews(recorded.seconds, previews_s)
 
 

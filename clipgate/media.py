@@ -2,8 +2,9 @@
 
 Both come from one ffmpeg run over the finished, faststart clip (one decode feeds both):
 
-- the proxy is about 480p (never larger than the clip), at most 15 frames a second,
-  faststart, so eighteen of them can play at once on the room's wall;
+- the proxy is about 480p (never larger than the clip), at most 15 frames a second and
+  about 300 kbit/s, faststart, so eighteen of them load and play at once on the room's
+  wall (Chromium fetches six at a time from one host; at 20 Mbit/s all 18 take about 2 s);
 - the motion strip is `STRIP_FRAMES` frames spread evenly over the clip, tiled side by
   side into one JPEG, so motion can be judged at a glance without playing anything.
 """
@@ -20,6 +21,8 @@ from clipgate.ffmpeg import partial_path, run_ffmpeg
 
 PROXY_HEIGHT = 480
 PROXY_MAX_FPS = 15
+PROXY_MAX_RATE = "300k"
+PROXY_BUFFER = "600k"
 STRIP_FRAMES = 6
 STRIP_FRAME_WIDTH = 160
 
@@ -39,7 +42,7 @@ def make_previews(clip: Path, duration_s: float, proxy: Path, strip: Path) -> Pr
     graph = (
         "[0:v]split=2[whole][frames];"
         f"[whole]fps='min({PROXY_MAX_FPS},source_fps)',"
-        f"scale=-2:'min({PROXY_HEIGHT},ih)':flags=fast_bilinear,setsar=1,format=yuv420p[proxy];"
+        f"scale=-2:'min({PROXY_HEIGHT},ih)':flags=area,setsar=1,format=yuv420p[proxy];"
         f"[frames]select='isnan(prev_selected_t)+gte(t-prev_selected_t,{spacing:.4f})',"
         f"scale={STRIP_FRAME_WIDTH}:-2,tile={STRIP_FRAMES}x1[strip]"
     )
@@ -47,8 +50,11 @@ def make_previews(clip: Path, duration_s: float, proxy: Path, strip: Path) -> Pr
     try:
         run_ffmpeg(
             [
-                *("-i", str(clip), "-filter_complex", graph),
-                *("-map", "[proxy]", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30"),
+                # The clip is decoded once for both outputs; deblocking it adds nothing
+                # that a small proxy or a strip of thumbnails would show.
+                *("-skip_loop_filter", "all", "-i", str(clip), "-filter_complex", graph),
+                *("-map", "[proxy]", "-c:v", "libx264", "-preset", "superfast", "-crf", "32"),
+                *("-maxrate", PROXY_MAX_RATE, "-bufsize", PROXY_BUFFER),
                 *("-movflags", "+faststart", "-an", "-f", "mp4", str(proxy_partial)),
                 *("-map", "[strip]", "-frames:v", "1", "-q:v", "4", "-f", "mjpeg"),
                 str(strip_partial),

@@ -41,7 +41,8 @@ def serving(api_url: str) -> Iterator[subprocess.Popen[bytes]]:
     """`clipgate serve` in its own process, killed (not stopped politely) on exit."""
     server = subprocess.Popen(
         [sys.executable, "-m", "clipgate.cli", "serve"],
-        env={**os.environ, "PREFECT_API_URL": api_url},
+        # The runner looks for resumed runs every 10 s by default; tests need not wait that.
+        env={**os.environ, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
         stdout=subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -151,7 +152,6 @@ def test_deployed_review_answered_in_notion_by_poll_then_webhook(
     """Served and suspended: Video Error + Queued through the poll, approval by webhook."""
     notion.configure(monkeypatch)
     monkeypatch.setenv("CLIPGATE_NOTION_WEBHOOK_TOKEN", WEBHOOK_SECRET)
-    monkeypatch.setenv("PREFECT_RUNNER_POLL_FREQUENCY", "1")
     store = build_store(settings)
     in_notion = project.model_copy(update={"notion_page_id": notion.task_page_id})
     ana = notion.fake.add_person("Ana")

@@ -131,8 +131,25 @@ function setUpReview() {
     if (video.readyState >= 1 && video.currentTime > 0 && video !== previous) video.currentTime = 0;
     setRate(video);
     if (play) video.play().catch(() => {});
-    preload(standby(), clips[index + 1]);
+    preloadNextOnceLoaded(video, index);
     describe();
+  }
+
+  // The next clip loads only once this one can play through: started together, the two
+  // share the link and this clip's first frame comes later.
+  function preloadNextOnceLoaded(video, shown) {
+    const next = () => {
+      if (current() === video && index === shown) preload(standby(), clips[shown + 1]);
+    };
+    if (video.readyState >= HTMLMediaElement.HAVE_ENOUGH_DATA) next();
+    else video.addEventListener("canplaythrough", next, { once: true });
+  }
+
+  function unload(video) {
+    video.pause();
+    video.removeAttribute("src");
+    delete video.dataset.src;
+    video.load();
   }
 
   function describe() {
@@ -283,23 +300,21 @@ function setUpReview() {
         event.stopPropagation();
         toggleFlag(clip.number);
       });
-      video.addEventListener("click", () => {
-        setMode("player");
-        show(clips.indexOf(clip));
-      });
+      video.addEventListener("click", () => setMode("player", { at: clips.indexOf(clip) }));
       tile.append(video, caption);
       wall.append(tile);
     }
     summarize();
   }
 
-  function setMode(mode) {
+  function setMode(mode, { at = index } = {}) {
     const wall = mode === "wall";
     $("#wall").hidden = !wall;
     $("#player").hidden = wall;
     $$(".mode").forEach((button) => button.classList.toggle("active", button.dataset.mode === mode));
     if (wall) {
-      current().pause();
+      // The player's two clips would keep downloading beside the wall's 18 proxies.
+      $$(".screen-video").forEach(unload);
       buildWall();
       $$(".wall-tile video").forEach((video) => {
         setRate(video);
@@ -307,6 +322,7 @@ function setUpReview() {
       });
     } else {
       $$(".wall-tile video").forEach((video) => video.pause());
+      if (at !== index || !current().dataset.src) show(at);
     }
   }
 
@@ -393,10 +409,9 @@ function setUpReview() {
     button.addEventListener("click", () => setMode(button.dataset.mode)),
   );
   $$(".rail-pick").forEach((button) =>
-    button.addEventListener("click", () => {
-      setMode("player");
-      show(Number(button.closest(".rail-item").dataset.index));
-    }),
+    button.addEventListener("click", () =>
+      setMode("player", { at: Number(button.closest(".rail-item").dataset.index) }),
+    ),
   );
   $("#approve")?.addEventListener("click", () => answer("approve"));
   $("#send-flags")?.addEventListener("click", () => answer("flag"));
