@@ -4,7 +4,7 @@ Both come from one ffmpeg run over the finished, faststart clip (one decode feed
 
 - the proxy is about 480p (never larger than the clip), at most 15 frames a second and
   about 300 kbit/s, faststart, so eighteen of them load and play at once on the room's
-  wall (Chromium fetches six at a time from one host; at 20 Mbit/s all 18 take about 2 s);
+  wall (Chromium fetches six at a time from one host; at 20 Mbit/s all 18 play within 3 s);
 - the motion strip is `STRIP_FRAMES` frames spread evenly over the clip, tiled side by
   side into one JPEG, so motion can be judged at a glance without playing anything.
 """
