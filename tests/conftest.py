@@ -13,6 +13,7 @@ from prefect.testing.utilities import prefect_test_harness
 from clipgate.models import VideoProject
 from clipgate.samples import make_sample_project
 from clipgate.settings import Settings, load_settings
+from tests.fakes.notion_server import FakeNotion, SeededWorkspace, running_fake_notion
 from tests.notion_workspace import Workspace, seeded_notion
 
 SMALL_CLIPS = {
@@ -63,3 +64,16 @@ def notion() -> Iterator[Workspace]:
     """The local Notion with the Tasks database, a Videos database made by init, one task."""
     with seeded_notion() as workspace:
         yield workspace
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeNotion]:
+    """A running fake Notion for one test, driven directly (no seeded Videos database)."""
+    with running_fake_notion() as server:
+        yield server
+
+
+@pytest.fixture
+def workspace(fake: FakeNotion) -> SeededWorkspace:
+    """The seeded parent page and Tasks database of `fake`."""
+    return fake.seed_workspace()

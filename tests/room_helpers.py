@@ -61,6 +61,11 @@ CHROMIUM_ARGS = [
 @contextmanager
 def chromium() -> Iterator[Browser]:
     """Debian's Chromium, headless, driven by Playwright."""
+    if not CHROMIUM.exists():
+        raise AssertionError(
+            f"no Chromium at {CHROMIUM}: the review room's browser tests need Debian's "
+            "chromium (`apt-get install -y chromium`; scripts/test installs it when it can)"
+        )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

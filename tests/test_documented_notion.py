@@ -30,24 +30,11 @@ import pytest
 from notion_client import APIResponseError, Client
 from notion_client.errors import HTTPResponseError
 
-from tests.fakes.notion_server import FakeNotion, SeededWorkspace, running_fake_notion
+from tests.fakes.notion_server import FakeNotion, SeededWorkspace
 from tests.notion_workspace import SyncNotion, webhook_subscriber
 
 FREE_LIMIT = 5 * 1024 * 1024
 PAID_LIMIT = 5 * 1024 * 1024 * 1024
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeNotion]:
-    """A running fake Notion for one test."""
-    with running_fake_notion() as server:
-        yield server
-
-
-@pytest.fixture
-def workspace(fake: FakeNotion) -> SeededWorkspace:
-    """The seeded parent page and Tasks database."""
-    return fake.seed_workspace()
 
 
 @pytest.fixture

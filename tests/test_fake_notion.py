@@ -18,22 +18,8 @@ from tests.fakes.notion_server import (
     TASK_STATUSES,
     FakeNotion,
     SeededWorkspace,
-    running_fake_notion,
 )
 from tests.notion_workspace import SyncNotion
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeNotion]:
-    """A running fake Notion for one test."""
-    with running_fake_notion() as server:
-        yield server
-
-
-@pytest.fixture
-def workspace(fake: FakeNotion) -> SeededWorkspace:
-    """The seeded parent page and Tasks database."""
-    return fake.seed_workspace()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,7 @@ from clipgate.settings import Settings
 from clipgate.wiring import build_store
 from flows.resume import waiting_review_key
 from tests.flow_helpers import FlowInThread, generations, paused_round
-from tests.room_helpers import CHROMIUM, chromium, running_room, screenshots_dir
-
-# On a developer's machine without Chromium these are skipped with one line; CI installs
-# Chromium (.ci/run) and never skips them.
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() and not os.environ.get("CI"),
-    reason=f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does) for these tests",
-)
+from tests.room_helpers import chromium, running_room, screenshots_dir
 
 PLAYING_CLIP = """() => {
   const video = [...document.querySelectorAll('.screen-video')]
