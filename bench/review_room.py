@@ -195,7 +195,11 @@ def textured_project(folder: Path, settings: Settings, texture: float) -> VideoP
 
 
 def make_round(settings: Settings, project: VideoProject, generator: ClipGenerator) -> None:
-    """Register `project` and make its clips one at a time, as the flow does; it then waits."""
+    """Register `project` and make its clips through the core calls the flow's tasks make.
+
+    One clip at a time, unlike the flow, so that each clip's generation and preview
+    timings are not shared with other clips.
+    """
     store = build_store(settings)
     storage = build_storage(settings, project.channel)
     gate.register_project(store, project, None)
