@@ -1,111 +1,234 @@
-"""How close 18 Kling clips come to the concurrency floor, through the local Kling.
+"""How close a deployed gate's 18 Kling clips come to the concurrency floor, through the flow.
 
-Every task takes a fixed latency L on the local Kling (tests/fakes/kling_server.py),
-which allows C tasks at a time; KlingGenerator runs from a pool of C threads. No schedule
-can beat the floor ceil(18 / C) x L, so the wall time is printed beside it, with the
-ratio and the goal (1.1 x floor + 3 s), for each C.
+Each value of C gets a local Kling (tests/fakes/kling_server.py) whose tasks take a
+fixed latency L and which allows C tasks at a time, the global limit `clipgate-kling` set
+to C, and a process serving the video-review deployment. One deployed run of a fresh
+project is started; it makes its 18 clips and suspends at the review. Measured is the
+span of its produce-clip task runs, first start to last end, as the Prefect server
+timed them. Beside it, the same 18 clips from the generator alone on a pool of C threads
+(no flow, no limit, no faststart or storage). No schedule beats the floor
+ceil(18 / C) x L; the goal is 1.1 x floor + 3 s.
 
-Run from the repository root:
+Run from the repository root (about 4 minutes at L = 2 s):
 
-    .venv/bin/python -m bench.generation                 # L = 1 s, C = 1, 3, 5, 6
-    .venv/bin/python -m bench.generation --latency 2 --concurrency 2 4
+    .venv/bin/python -m bench.generation                 # L = 2 s, C = 1, 3, 5, 6
+    .venv/bin/python -m bench.generation --latency 1 --concurrency 2 4
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import signal
 import subprocess
+import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from uuid import UUID
 
-import imageio_ffmpeg
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import SecretStr
 
 from clipgate.generators import GenerationResult
 from clipgate.generators.kling import KlingConfig, KlingGenerator
-from clipgate.models import CLIP_COUNT, ClipKey, ClipSpec
+from clipgate.models import CLIP_COUNT, ClipKey, VideoProject
+from clipgate.samples import make_sample_project
+from deployments.setup import ensure_concurrency_limits
+from prefect_glue.answers import waiting_review_key
+from prefect_glue.run_settings import GENERATION_LIMITS, NOTION_LIMIT
 from tests.fakes.kling_server import KlingFake
+from tests.postgres_prefect import prefect_server_on_postgresql
+
+DEPLOYMENT = "video-review/bench-generation"
+# As `clipgate serve` serves it, without the review room and the Notion poll.
+SERVE = (
+    "from prefect import serve\n"
+    "from flows.video_review import video_review\n"
+    "serve(video_review.to_deployment(name='bench-generation'), print_starting_message=False)\n"
+)
 
 
-def make_still(folder: Path) -> Path:
-    still = folder / "composite.png"
-    subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            *("-hide_banner", "-loglevel", "error", "-y"),
-            *("-f", "lavfi", "-i", "color=c=teal:s=640x360", "-frames:v", "1", str(still)),
-        ],
-        check=True,
+def kling_settings(kling: KlingFake, latency_s: float) -> dict[str, str]:
+    """Environment that sends clips to `kling`, polling as often as the latency warrants."""
+    # Polling a few times a second is to a 1 s task what Kling's default 5-20 s polling is
+    # to a 2-5 minute one.
+    return {
+        "CLIPGATE_GENERATOR": "kling",
+        "CLIPGATE_KLING__ACCESS_KEY": kling.access_key,
+        "CLIPGATE_KLING__SECRET_KEY": kling.secret_key,
+        "CLIPGATE_KLING__BASE_URL": kling.base_url,
+        "CLIPGATE_KLING__POLL_INITIAL_S": str(min(0.05, latency_s / 10)),
+        "CLIPGATE_KLING__POLL_MAX_S": str(min(0.1, latency_s / 5)),
+        "CLIPGATE_KLING__RETRY_INITIAL_S": "0.05",
+        "CLIPGATE_KLING__RETRY_MAX_S": "0.2",
+    }
+
+
+@contextmanager
+def serving(api_url: str, environment: dict[str, str]) -> Iterator[None]:
+    """The video-review deployment served from its own process until the block ends."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVE],
+        env={
+            **os.environ,
+            **environment,
+            "PREFECT_API_URL": api_url,
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        },
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
     )
-    return still
+    try:
+        deadline = time.monotonic() + 120
+        while not deployment_exists():
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the bench deployment was not served")
+            time.sleep(0.5)
+        yield
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
 
 
-def run_once(latency_s: float, concurrency: int, still: Path, folder: Path) -> tuple[float, int]:
-    """Wall time of 18 clips at this latency and concurrency, and the peak tasks in flight."""
-    with KlingFake(task_seconds=latency_s, concurrency_limit=concurrency) as kling:
-        config = KlingConfig(
-            access_key=SecretStr(kling.access_key),
-            secret_key=SecretStr(kling.secret_key),
-            base_url=kling.base_url,
-            # Polling a few times a second is to a 1 s task what Kling's default 5-20 s
-            # polling is to a 2-5 minute one.
-            poll_initial_s=min(0.05, latency_s / 10),
-            poll_max_s=min(0.1, latency_s / 5),
-            retry_initial_s=0.05,
-            retry_max_s=0.2,
+def deployment_exists() -> bool:
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(DEPLOYMENT)
+        except Exception:
+            return False
+    return True
+
+
+def produce_span_s(run_id: UUID) -> float:
+    """First start to last end of the run's produce-clip task runs, as the server saw them."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
         )
-        generator = KlingGenerator(config)
-        clips = [
-            (
-                ClipKey(project_id="bench", channel="bench", number=number, attempt=1),
-                ClipSpec(number=number, composite_image=still, motion_prompt="slow zoom in"),
+    produced = [run for run in runs if run.task_key.startswith("produce_clip")]
+    starts = [run.start_time for run in produced if run.start_time]
+    ends = [run.end_time for run in produced if run.end_time]
+    if len(starts) != CLIP_COUNT or len(ends) != CLIP_COUNT:
+        raise RuntimeError(f"{len(ends)} of {CLIP_COUNT} clips finished")
+    return float((max(ends) - min(starts)).total_seconds())
+
+
+def through_the_flow(
+    api_url: str, latency_s: float, concurrency: int, stills: Path, home: Path
+) -> tuple[float, int]:
+    """Produce span of one deployed run at this latency and limit, and Kling's peak."""
+    project: VideoProject
+    project, _manifest = make_sample_project(
+        stills, f"bench-{uuid.uuid4().hex[:8]}", width=480, height=300
+    )
+    ensure_concurrency_limits({GENERATION_LIMITS["kling"]: concurrency, NOTION_LIMIT: 1})
+    with KlingFake(task_seconds=latency_s, concurrency_limit=concurrency) as kling:
+        environment = {
+            **kling_settings(kling, latency_s),
+            "CLIPGATE_HOME": str(home / f"c{concurrency}"),
+        }
+        with serving(api_url, environment):
+            run: FlowRun = run_deployment(  # type: ignore[assignment]
+                DEPLOYMENT, parameters={"project": project.model_dump(mode="json")}, timeout=0
             )
+            deadline = time.monotonic() + 600
+            while waiting_review_key(str(run.id)) != "review-1":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"run {run.id} did not reach its review")
+                time.sleep(0.5)
+    if len(kling.submissions) != CLIP_COUNT:
+        raise RuntimeError(f"{len(kling.submissions)} tasks paid for {CLIP_COUNT} clips")
+    return produce_span_s(run.id), kling.peak_in_flight
+
+
+def generator_alone(
+    latency_s: float, concurrency: int, stills: Path, folder: Path
+) -> tuple[float, int]:
+    """Wall time of 18 clips from KlingGenerator on C threads, and Kling's peak in flight."""
+    with KlingFake(task_seconds=latency_s, concurrency_limit=concurrency) as kling:
+        generator = KlingGenerator(
+            KlingConfig(
+                access_key=SecretStr(kling.access_key),
+                secret_key=SecretStr(kling.secret_key),
+                base_url=kling.base_url,
+                poll_initial_s=min(0.05, latency_s / 10),
+                poll_max_s=min(0.1, latency_s / 5),
+                retry_initial_s=0.05,
+                retry_max_s=0.2,
+            )
+        )
+        keys = [
+            ClipKey(project_id="bench", channel="bench", number=number, attempt=1)
             for number in range(1, CLIP_COUNT + 1)
         ]
+        project, _manifest = make_sample_project(
+            stills, f"bench-{uuid.uuid4().hex[:8]}", width=480, height=300
+        )
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             results = list(
                 pool.map(
-                    lambda clip: generator.generate(
-                        clip[0], clip[1], folder / f"c{concurrency}" / clip[0].object_key
+                    lambda key: generator.generate(
+                        key, project.clip(key.number), folder / f"c{concurrency}" / key.object_key
                     ),
-                    clips,
+                    keys,
                 )
             )
         wall = time.perf_counter() - started
         generator.close()
     if not all(isinstance(result, GenerationResult) for result in results):
         raise RuntimeError("a clip was not made")
-    if len(kling.submissions) != CLIP_COUNT:
-        raise RuntimeError(f"{len(kling.submissions)} tasks paid for {CLIP_COUNT} clips")
     return wall, kling.peak_in_flight
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--latency", type=float, default=1.0, help="seconds per task (L)")
+    parser.add_argument("--latency", type=float, default=2.0, help="seconds per task (L)")
     parser.add_argument(
         "--concurrency", type=int, nargs="+", default=[1, 3, 5, 6], help="values of C"
     )
     arguments = parser.parse_args()
     latency = arguments.latency
-    print(f"{CLIP_COUNT} clips through the local Kling, L = {latency:g} s per task")
-    print(f"{'C':>3} {'floor s':>8} {'wall s':>8} {'ratio':>6} {'goal s':>7} {'peak':>5}  verdict")
+    print(
+        f"{CLIP_COUNT} clips, L = {latency:g} s per task: a deployed video-review run "
+        "(served in its own process) against the local Kling, global limit C"
+    )
+    print(
+        f"{'C':>3} {'floor s':>8} {'flow s':>7} {'ratio':>6} {'goal s':>7} {'peak':>5}"
+        f" {'gen s':>6} {'ratio':>6}  verdict"
+    )
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        still = make_still(folder)
-        for concurrency in arguments.concurrency:
-            floor = math.ceil(CLIP_COUNT / concurrency) * latency
-            goal = 1.1 * floor + 3.0
-            wall, peak = run_once(latency, concurrency, still, folder)
-            verdict = "within goal" if wall <= goal else "OVER GOAL"
-            print(
-                f"{concurrency:>3} {floor:>8.2f} {wall:>8.2f} {wall / floor:>6.3f} "
-                f"{goal:>7.2f} {peak:>5}  {verdict}"
-            )
+        with (
+            prefect_server_on_postgresql(folder / "prefect") as api_url,
+            temporary_settings({PREFECT_API_URL: api_url}),
+        ):
+            for concurrency in arguments.concurrency:
+                floor = math.ceil(CLIP_COUNT / concurrency) * latency
+                goal = 1.1 * floor + 3.0
+                flow_s, flow_peak = through_the_flow(
+                    api_url, latency, concurrency, folder / "stills", folder / "homes"
+                )
+                generator_s, _peak = generator_alone(
+                    latency, concurrency, folder / "stills", folder / "generated"
+                )
+                verdict = "within goal" if flow_s <= goal else "OVER GOAL"
+                print(
+                    f"{concurrency:>3} {floor:>8.2f} {flow_s:>7.2f} {flow_s / floor:>6.3f} "
+                    f"{goal:>7.2f} {flow_peak:>5} {generator_s:>6.2f} {generator_s / floor:>6.3f}"
+                    f"  {verdict}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def _clips(folder: Path) -> list[ProducedClip]:
                 faststart=True,
                 thumbnail_url="",
                 generator="local",
-                seconds=0.0,
+                generation_seconds=0.0,
             )
         )
     return made

@@ -120,7 +120,7 @@ LOOPBACK = Link(None, 0.0)
 
 @dataclass
 class RecordingGenerator:
-    """The local generator, timed per clip, keeping each clip as it wrote it (moov at end)."""
+    """The local generator, timed per clip, keeping each clip with its moov at the end."""
 
     inner: LocalMotionGenerator
     kept: Path
@@ -131,7 +131,11 @@ class RecordingGenerator:
         started = time.perf_counter()
         result = self.inner.generate(key, spec, output)
         self.seconds[key.number] = time.perf_counter() - started
-        shutil.copyfile(output, self.as_generated(key.number))
+        # The generator writes moov first; a plain remux puts it back at the end.
+        run_ffmpeg(
+            ["-i", str(output), "-c", "copy", str(self.as_generated(key.number))],
+            what=f"keep clip {key.number} with its moov at the end",
+        )
         return result
 
     def as_generated(self, number: int) -> Path:

@@ -45,9 +45,9 @@ from clipgate.wiring import build_store
 from deployments.setup import ensure_concurrency_limits
 from deployments.webhook import WebhookReceiver
 from flows.notion_poll import notion_poll
-from flows.resume import waiting_review_key
 from flows.video_review import video_review
-from tasks.publish import NOTION_LIMIT
+from prefect_glue.answers import waiting_review_key
+from prefect_glue.run_settings import NOTION_LIMIT
 from tests.notion_workspace import Workspace, seeded_notion
 
 T = TypeVar("T")

@@ -10,17 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clipgate.errors import ClipgateError, ConfigurationError, FeedbackError
-from clipgate.feedback import parse_clip_numbers
 from clipgate.mp4_cli import add_mp4_commands
 
 if TYPE_CHECKING:
     from clipgate.notion.gateway import NotionConfig
 
 # Commands import what they need when they run: `clipgate mp4` and `parse-feedback`
-# start in a fraction of the time the database, cloud and Prefect libraries take.
+# import nothing else, so they start in a fraction of the time the database, cloud and
+# Prefect libraries take (tests/test_mp4_startup.py checks what they import).
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from clipgate.feedback import parse_clip_numbers
     from deployments.demo import run_demo
 
     flags = parse_clip_numbers(args.flag) if args.flag.strip() else []
@@ -30,7 +31,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _notion_config() -> NotionConfig:
-    from blocks import load_run_settings
+    from prefect_glue.run_settings import load_run_settings
 
     notion = load_run_settings().notion
     if notion is None:
@@ -78,9 +79,11 @@ def _setup(_args: argparse.Namespace) -> int:
         ensure_concurrency_limits,
         ensure_work_pool,
         save_blocks,
+        upgrade_database,
     )
 
     settings = load_settings()
+    print(upgrade_database(settings))
     for saved in save_blocks(settings):
         print(f"saved block {saved}")
     ensure_concurrency_limits(concurrency_limits(settings))
@@ -91,9 +94,10 @@ def _setup(_args: argparse.Namespace) -> int:
 
 
 def _review(args: argparse.Namespace) -> int:
+    from clipgate.feedback import parse_clip_numbers
     from clipgate.models import AnswerSource
     from clipgate.settings import load_settings
-    from flows.resume import submit_answer
+    from prefect_glue.answers import submit_answer
 
     answer: dict[str, object] = {"decision": "approve", "reviewer": args.reviewer}
     # Only --approve approves: a --flag that names no clip is an error, never approval.
@@ -117,11 +121,47 @@ def _recover(args: argparse.Namespace) -> int:
     return recover_project(load_settings(), args.project, sys.stdout)
 
 
+def _start(args: argparse.Namespace) -> int:
+    from clipgate.manifest import load_manifest
+    from clipgate.settings import load_settings
+
+    settings = load_settings()
+    project = load_manifest(Path(args.manifest), settings)
+    # Prefect takes seconds to import: a manifest with problems is told before that.
+    from deployments.start import start_project
+
+    return start_project(settings, project, args.deployment, args.local, sys.stdout)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from clipgate.settings import load_settings
+    from clipgate.status import detail_text, project_detail, project_statuses, status_table
+    from clipgate.wiring import existing_store, store_description, unknown_project
+
+    settings = load_settings()
+    store = existing_store(settings)
+    if args.project:
+        row = store.project(args.project)
+        if row is None:
+            raise unknown_project(settings, args.project)
+        detail = project_detail(store, row, settings.room_url)
+        print(detail.model_dump_json() if args.json else detail_text(detail))
+        return 0
+    statuses = project_statuses(store)
+    if args.json:
+        print(json.dumps([line.model_dump(mode="json") for line in statuses]))
+    elif statuses:
+        print(status_table(statuses))
+    else:
+        print(f"no video projects in {store_description(settings)}")
+    return 0
+
+
 def _webhook(args: argparse.Namespace) -> int:
     import logging
 
-    from blocks import load_run_settings
     from deployments.webhook import receive_forever
+    from prefect_glue.run_settings import load_run_settings
 
     logging.basicConfig(level=logging.INFO)
     receive_forever(load_run_settings(), args.host, args.port)
@@ -136,7 +176,7 @@ def _serve(_args: argparse.Namespace) -> int:
 
 
 def _room(args: argparse.Namespace) -> int:
-    from blocks import load_run_settings
+    from prefect_glue.run_settings import load_run_settings
     from room.server import serve_room
 
     serve_room(load_run_settings(), args.host, args.port)
@@ -146,9 +186,9 @@ def _room(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from clipgate.gate import audit
     from clipgate.settings import load_settings
-    from clipgate.wiring import existing_store
+    from clipgate.wiring import store_with_project
 
-    evidence = audit(existing_store(load_settings()), args.project)
+    evidence = audit(store_with_project(load_settings(), args.project), args.project)
     print(evidence.model_dump_json() if args.json else evidence.markdown())
     return 0
 
@@ -156,14 +196,16 @@ def _audit(args: argparse.Namespace) -> int:
 def _costs(args: argparse.Namespace) -> int:
     from clipgate.gate import costs
     from clipgate.settings import load_settings
-    from clipgate.wiring import existing_store
+    from clipgate.wiring import store_with_project
 
     settings = load_settings()
     # Only prices given in the environment count as the account's own; a KlingAccount
     # block has no price field, so a block-configured account is priced from the list.
     prices_are_estimates = settings.kling is None or settings.kling.prices_are_estimates
     report = costs(
-        existing_store(settings), args.project, prices_are_estimates=prices_are_estimates
+        store_with_project(settings, args.project),
+        args.project,
+        prices_are_estimates=prices_are_estimates,
     )
     if args.json:
         print(report.model_dump_json())
@@ -186,6 +228,8 @@ def _costs(args: argparse.Namespace) -> int:
 
 
 def _parse_feedback(args: argparse.Namespace) -> int:
+    from clipgate.feedback import parse_clip_numbers
+
     print(json.dumps(parse_clip_numbers(args.text)))
     return 0
 
@@ -222,6 +266,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recover.add_argument("project", help="the project id")
     recover.set_defaults(handler=_recover)
+
+    start = commands.add_parser(
+        "start", help="check a project manifest (JSON or YAML) and start the gate on it"
+    )
+    start.add_argument("manifest", help="the manifest file: project_id, channel, 18 clips")
+    start.add_argument(
+        "--local", action="store_true", help="run the flow in this process, not on a deployment"
+    )
+    start.add_argument(
+        "--deployment",
+        help="the video-review deployment to run (default video-review, as `clipgate serve` "
+        "and prefect.yaml name it)",
+    )
+    start.set_defaults(handler=_start)
+
+    status = commands.add_parser("status", help="where every project stands, or one in detail")
+    status.add_argument("project", nargs="?", help="the project id")
+    status.add_argument(
+        "--json", action="store_true", help="print JSON: a list, or one object with PROJECT"
+    )
+    status.set_defaults(handler=_status)
 
     serve = commands.add_parser("serve", help="serve the gate's deployments from this machine")
     serve.set_defaults(handler=_serve)

@@ -12,33 +12,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import AliasChoices, Field
 
 from clipgate import mp4
 from clipgate.errors import MP4Error
 from clipgate.generators import ClipGenerator
 from clipgate.media import make_previews
-from clipgate.models import ClipKey, VideoProject
+from clipgate.models import ClipKey, StoredClip, VideoProject
 from clipgate.storage import ClipStorage
 from clipgate.storage.local import file_sha256
 from clipgate.store import GenerationAttemptRow, Store, utc_now
 
 
-class ProducedClip(BaseModel):
+class ProducedClip(StoredClip):
     """A clip that is made, faststart, stored and recorded: the per-clip cached result."""
 
-    number: int
-    attempt: int
-    object_key: str
-    location: str
-    url: str
-    sha256: str
-    size_bytes: int
-    duration_s: float
-    faststart: bool
-    thumbnail_url: str
     generator: str
-    seconds: float
+    # Clips recorded before the rename carry "seconds".
+    generation_seconds: float = Field(
+        validation_alias=AliasChoices("generation_seconds", "seconds")
+    )
 
 
 def produce_clip(
@@ -83,17 +76,17 @@ def _produce_in(
             f"{made}: moov is still after mdat after faststart; the clip is not streamable"
         )
     sha256 = file_sha256(made)
-    stored = storage.store(key, made, sha256)
+    stored = storage.put_clip(key, made, sha256)
     preview = mp4.thumbnail(made, work_dir / f"{key.token}.jpg")
-    stored_preview = storage.store_file(key.thumbnail_key, preview, file_sha256(preview))
+    stored_preview = storage.put_file(key.thumbnail_key, preview, file_sha256(preview))
     previews = make_previews(
         made,
         info.duration_s,
         proxy=work_dir / f"{key.token}.proxy.mp4",
         strip=work_dir / f"{key.token}.strip.jpg",
     )
-    storage.store_file(key.proxy_key, previews.proxy, file_sha256(previews.proxy))
-    storage.store_file(key.strip_key, previews.strip, file_sha256(previews.strip))
+    storage.put_file(key.proxy_key, previews.proxy, file_sha256(previews.proxy))
+    storage.put_file(key.strip_key, previews.strip, file_sha256(previews.strip))
     produced = ProducedClip(
         number=key.number,
         attempt=key.attempt,
@@ -106,7 +99,7 @@ def _produce_in(
         faststart=info.faststart,
         thumbnail_url=stored_preview.url,
         generator=result.generator,
-        seconds=round(seconds, 3),
+        generation_seconds=round(seconds, 3),
     )
     store.record_generation(
         GenerationAttemptRow(
@@ -116,7 +109,7 @@ def _produce_in(
             attempt=key.attempt,
             generator=result.generator,
             external_task_id=result.external_task_id,
-            seconds=round(seconds, 3),
+            generation_seconds=round(seconds, 3),
             file=stored.location,
             sha256=sha256,
             cost_usd=result.cost_usd,

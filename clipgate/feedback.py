@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
+from clipgate.clip_count import CLIP_COUNT
 from clipgate.errors import FeedbackError
-from clipgate.models import CLIP_COUNT
 
 MAX_NOTE_LENGTH = 10_000
 
@@ -43,8 +43,7 @@ _QUOTED_LENGTH = 120
 _SHOWN_DIGITS = 20
 
 
-@dataclass(frozen=True)
-class _Item:
+class _Item(NamedTuple):
     """One list entry: a number, or a range `first`-`last`; digits as written."""
 
     first: str

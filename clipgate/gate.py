@@ -19,7 +19,15 @@ from clipgate.clips import ProducedClip
 from clipgate.errors import InputError, InvalidTransition
 from clipgate.links import clip_url, review_page_url, thumbnail_url
 from clipgate.liveness import is_alive, this_process
-from clipgate.models import CLIP_COUNT, ClipKey, ReviewDecision, VideoProject
+from clipgate.models import (
+    CLIP_COUNT,
+    AnswerSource,
+    ClipKey,
+    Decision,
+    ReviewDecision,
+    StoredClip,
+    VideoProject,
+)
 from clipgate.states import Status, check_transition
 from clipgate.store import (
     ClipRow,
@@ -82,7 +90,7 @@ def clips_to_make(store: Store, project: VideoProject, review_round: int) -> lis
     flagged_in = {
         event.review_round: event.clips
         for event in store.review_events(project.project_id)
-        if event.decision == "flag"
+        if event.decision == Decision.FLAG
     }
     if review_round == 1:
         numbers = list(range(1, CLIP_COUNT + 1))
@@ -126,22 +134,7 @@ def finish_generation(
             return
         now = utc_now()
         for clip in produced:
-            session.merge(
-                ClipRow(
-                    project_id=project_id,
-                    number=clip.number,
-                    attempt=clip.attempt,
-                    object_key=clip.object_key,
-                    location=clip.location,
-                    url=clip.url,
-                    sha256=clip.sha256,
-                    size_bytes=clip.size_bytes,
-                    duration_s=clip.duration_s,
-                    faststart=clip.faststart,
-                    thumbnail=clip.thumbnail_url,
-                    updated_at=now,
-                )
-            )
+            session.merge(ClipRow(project_id=project_id, updated_at=now, **clip.stored_fields()))
         _move(row, Status.VIDEO_READY)
         row.review_started_at = now
         row.review_completed_at = None
@@ -150,7 +143,7 @@ def finish_generation(
             "video_generation": {
                 "round": review_round,
                 "clips_made": sorted(clip.number for clip in produced),
-                "seconds": round(sum(clip.seconds for clip in produced), 3),
+                "seconds": round(sum(clip.generation_seconds for clip in produced), 3),
                 "bytes": sum(clip.size_bytes for clip in produced),
                 "finished_at": now.isoformat(),
             },
@@ -187,7 +180,7 @@ class RecordedAnswer(BaseModel):
 
     review_round: int
     decision: ReviewDecision
-    source: str
+    source: AnswerSource
     reviewer: str
     decided_at: datetime
 
@@ -233,7 +226,11 @@ def recorded_decision(store: Store, project_id: str, review_round: int) -> Revie
 
 
 def record_decision(
-    store: Store, project_id: str, review_round: int, decision: ReviewDecision, source: str
+    store: Store,
+    project_id: str,
+    review_round: int,
+    decision: ReviewDecision,
+    source: AnswerSource,
 ) -> RecordingOutcome:
     """End a review round: approve, or flag clips (video_error, logged, then queued again).
 
@@ -278,10 +275,10 @@ def record_decision(
         row.review_completed_at = now
         if decision.approved:
             _move(row, Status.VIDEO_APPROVED)
-            row.failed_clip_numbers = []
+            row.flagged_clip_numbers = []
         else:
             _move(row, Status.VIDEO_ERROR)
-            row.failed_clip_numbers = list(decision.clips)
+            row.flagged_clip_numbers = list(decision.clips)
             row.error_log = [
                 *row.error_log,
                 _error_log_entry(now.isoformat(), review_round, decision, notes),
@@ -297,12 +294,12 @@ def _as_answer(event: ReviewEventRow) -> RecordedAnswer:
     return RecordedAnswer(
         review_round=event.review_round,
         decision=ReviewDecision(
-            decision="approve" if event.decision == "approve" else "flag",
+            decision=Decision(event.decision),
             clips=event.clips,
             notes=event.notes,
             reviewer=event.reviewer,
         ),
-        source=event.source,
+        source=AnswerSource(event.source),
         reviewer=event.reviewer,
         decided_at=as_utc(event.decided_at) or utc_now(),
     )
@@ -333,25 +330,16 @@ def finish_narration(store: Store, project_id: str, audio_files: Sequence[str]) 
         session.commit()
 
 
-class ClipSummary(BaseModel):
-    number: int
-    attempt: int
-    path: str
-    url: str
-    faststart: bool
-    duration_s: float
-
-
 class ProjectSummary(BaseModel):
     """Where a project stands, for people and for the demo's JSON."""
 
     project_id: str
-    status: str
+    status: Status
     review_round: int
     flow_run_id: str | None
     rounds: list[dict[str, Any]]
     generations: int
-    clips: list[ClipSummary]
+    clips: list[StoredClip]
     narration: list[str]
     error_log: list[dict[str, Any]]
 
@@ -370,17 +358,7 @@ def summarize(store: Store, project_id: str) -> ProjectSummary:
             for event in store.review_events(project_id)
         ],
         generations=len(store.generation_attempts(project_id)),
-        clips=[
-            ClipSummary(
-                number=clip.number,
-                attempt=clip.attempt,
-                path=clip.location,
-                url=clip.url,
-                faststart=clip.faststart,
-                duration_s=clip.duration_s,
-            )
-            for clip in store.clips(project_id)
-        ],
+        clips=[StoredClip.model_validate(clip.stored_fields()) for clip in store.clips(project_id)],
         narration=row.step_metadata.get("narration", {}).get("files", []),
         error_log=row.error_log,
     )
@@ -414,7 +392,7 @@ def costs(store: Store, project_id: str, *, prices_are_estimates: bool) -> CostR
     kept = sum(
         CLIP_COUNT - len(event.clips)
         for event in store.review_events(project_id)
-        if event.decision == "flag"
+        if event.decision == Decision.FLAG
     )
     return CostReport(
         project_id=project_id,
@@ -470,11 +448,11 @@ class AuditRound(BaseModel):
     """One review round as the evidence shows it."""
 
     review_round: int
-    decision: str
+    decision: Decision
     clips: list[int]
     notes: list[dict[str, Any]]
     reviewer: str
-    source: str
+    source: AnswerSource
     review_started_at: datetime | None
     decided_at: datetime | None
     review_seconds: float | None
@@ -485,7 +463,7 @@ class ProjectAudit(BaseModel):
 
     project_id: str
     channel: str
-    status: str
+    status: Status
     rounds: list[AuditRound]
 
     def markdown(self) -> str:

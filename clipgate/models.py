@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
+from sqlmodel import SQLModel
 
-CLIP_COUNT = 18
+from clipgate.clip_count import CLIP_COUNT as CLIP_COUNT
 
 ClipNumber = Annotated[int, Field(ge=1, le=CLIP_COUNT, description="A clip number, 1-18")]
 
@@ -109,6 +110,29 @@ class ClipKey(BaseModel):
         return f"{self.project_id}.clip-{self.number:02d}.attempt-{self.attempt}"
 
 
+class StoredClip(SQLModel):
+    """One made clip as every part of the gate sees it: which attempt, where, how it plays.
+
+    The per-clip cached result (`ProducedClip`), the store's current clip (`ClipRow`) and
+    the project summary are built from these fields; nothing copies them one by one.
+    """
+
+    number: int
+    attempt: int
+    object_key: str
+    location: str = Field(description="Where the clip is kept: a local path or an object URL")
+    url: str = Field(description="Where a reviewer's browser can fetch the clip")
+    sha256: str
+    size_bytes: int
+    duration_s: float
+    faststart: bool
+    thumbnail_url: str = ""
+
+    def stored_fields(self) -> dict[str, Any]:
+        """This clip's `StoredClip` fields, to build another view of it."""
+        return self.model_dump(include=set(StoredClip.model_fields))
+
+
 class ClipNote(BaseModel):
     """A reviewer's note on one clip."""
 
@@ -125,12 +149,19 @@ _FLAG_NEEDS_CLIPS: JsonDict = {
 }
 
 
+class Decision(StrEnum):
+    """What a reviewer decided about a round."""
+
+    APPROVE = "approve"
+    FLAG = "flag"
+
+
 class ReviewDecision(BaseModel):
     """How one review round ended: approve everything, or flag clips to make again."""
 
     model_config = ConfigDict(json_schema_extra=_FLAG_NEEDS_CLIPS)
 
-    decision: Literal["approve", "flag"] = Field(
+    decision: Decision = Field(
         description="approve: go on to narration. flag: make the listed clips again."
     )
     clips: list[ClipNumber] = Field(
@@ -147,15 +178,15 @@ class ReviewDecision(BaseModel):
 
     @model_validator(mode="after")
     def _flag_names_clips(self) -> ReviewDecision:
-        if self.decision == "flag" and not self.clips:
+        if self.decision == Decision.FLAG and not self.clips:
             raise ValueError("flagging needs at least one clip number (1-18)")
-        if self.decision == "approve" and self.clips:
+        if self.decision == Decision.APPROVE and self.clips:
             raise ValueError("approving flags no clips; use decision 'flag' to name clips")
         return self
 
     @property
     def approved(self) -> bool:
-        return self.decision == "approve"
+        return self.decision == Decision.APPROVE
 
 
 class AnswerSource(StrEnum):

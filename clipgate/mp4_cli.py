@@ -1,6 +1,8 @@
 """`clipgate mp4 check`, `faststart` and `repair`: look at and fix MP4 files from a shell.
 
-Run standalone as `python -m clipgate.mp4_cli mp4 check FILE...`.
+Run standalone as `python -m clipgate.mp4_cli mp4 check FILE...`. Registering the
+commands imports nothing but argparse; each command imports `clipgate.mp4` when it runs,
+so `clipgate parse-feedback` does not load the MP4 code at all.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from clipgate import mp4
 from clipgate.errors import ClipgateError
+
+if TYPE_CHECKING:
+    from clipgate import mp4
 
 
 def add_mp4_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,8 +44,11 @@ def add_mp4_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         "faststart",
         help="move moov before mdat (in place unless --output)",
         description="Move each file's moov box before its mdat so it starts playing at "
-        "once. Files already faststart, or fragmented, are not written. Exits non-zero if "
-        "any file failed; the others are still done.",
+        "once. Files already faststart, or fragmented, are not written. A file on disk is "
+        "changed in place (insert-range), durable when the command ends; a file just "
+        "written and not yet on disk is copied once (copy-unsynced) and reaches the disk "
+        "with the kernel's writeback, as it would have anyway. Exits non-zero if any file "
+        "failed; the others are still done.",
     )
     faststart.add_argument("files", nargs="+", type=Path, metavar="FILE")
     faststart.add_argument(
@@ -65,6 +73,8 @@ def add_mp4_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
 
 def run_check(args: argparse.Namespace) -> int:
     """`clipgate mp4 check`: one line (or one JSON entry) per readable file."""
+    from clipgate import mp4
+
     reports: list[dict[str, object]] = []
     failed = False
     for path in args.files:
@@ -84,6 +94,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_faststart(args: argparse.Namespace) -> int:
     """`clipgate mp4 faststart`: relocate each file's moov; exit 1 if any file failed."""
+    from clipgate import mp4
+
     files: list[Path] = args.files
     output: Path | None = args.output
     if output is not None and len(files) > 1 and not output.is_dir():
@@ -109,6 +121,8 @@ def run_faststart(args: argparse.Namespace) -> int:
 
 def run_repair(args: argparse.Namespace) -> int:
     """`clipgate mp4 repair`: undo each interrupted faststart; exit 1 if a file is unreadable."""
+    from clipgate import mp4
+
     failed = False
     for path in args.files:
         try:
@@ -153,6 +167,8 @@ def _check_line(path: Path, info: mp4.Mp4Info) -> str:
 
 
 def _faststart_line(path: Path, result: mp4.FaststartResult) -> str:
+    from clipgate import mp4
+
     destination = "" if result.path == path else f" -> {result.path}"
     if result.changed:
         return (
@@ -161,7 +177,7 @@ def _faststart_line(path: Path, result: mp4.FaststartResult) -> str:
         )
     info = mp4.inspect(result.path)
     why = "fragmented" if info.fragmented else "already faststart"
-    copied = f", copied as is ({result.bytes_written} bytes)" if result.method == "copy" else ""
+    copied = "" if result.method == "none" else f", copied as is ({result.bytes_written} bytes)"
     return f"{path}{destination}: {why}, moov not moved{copied}"
 
 

@@ -62,6 +62,29 @@ class Settings(BaseSettings):
     r2_block: str = Field(
         default="", description="Name of the R2Bucket block to load the R2 bucket from"
     )
+    results_block: str = Field(
+        default="",
+        description="Name of the saved S3Bucket block (prefect-aws) that holds the per-clip "
+        "cache, results and cache records, for every machine; empty means the folder "
+        "results in home",
+    )
+    results_r2: R2Config | None = Field(
+        default=None,
+        description="The bucket `clipgate setup` saves as the results block "
+        "(CLIPGATE_RESULTS_R2__ACCOUNT_ID, __ACCESS_KEY_ID, __SECRET_ACCESS_KEY, __BUCKET, "
+        "__ENDPOINT_URL)",
+    )
+    redis_url: str = Field(
+        default="",
+        description="Redis whose locks let one run at a time make a clip, across machines "
+        "(redis://127.0.0.1:6379/0); empty means same-clip work is not serialized",
+    )
+    clip_lock_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A clip's lock lapses this long after its holder stops renewing it "
+        "(a crashed worker); a live holder renews it every third of that",
+    )
     notion: NotionConfig | None = Field(
         default=None, description="The Notion workspace (CLIPGATE_NOTION__TOKEN, ...)"
     )

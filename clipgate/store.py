@@ -6,18 +6,30 @@ which attempt each clip is at, every generation attempt and every review decisio
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, UniqueConstraint, event, inspect, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    PrimaryKeyConstraint,
+    String,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from sqlmodel import AutoString, Field, Session, SQLModel, col, create_engine, select
 
-from clipgate.errors import ConfigurationError
+from clipgate.errors import ClipgateError, ConfigurationError
+from clipgate.migrations import upgrade_to_head
+from clipgate.models import AnswerSource, Decision, StoredClip
+from clipgate.states import Status
 
 
 def utc_now() -> datetime:
@@ -35,10 +47,13 @@ class ProjectRow(SQLModel, table=True):
 
     project_id: str = Field(primary_key=True)
     channel: str
-    status: str
+    status: Status = Field(sa_type=AutoString)
     review_round: int = 1
     error_log: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
-    failed_clip_numbers: list[int] = Field(default_factory=list, sa_column=Column(JSON))
+    # The clips the last decision flagged; the column keeps its first name.
+    flagged_clip_numbers: list[int] = Field(
+        default_factory=list, sa_column=Column("failed_clip_numbers", JSON)
+    )
     step_metadata: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     review_started_at: datetime | None = _timestamp()
     review_completed_at: datetime | None = _timestamp()
@@ -49,22 +64,18 @@ class ProjectRow(SQLModel, table=True):
     updated_at: datetime | None = _timestamp()
 
 
-class ClipRow(SQLModel, table=True):
+class ClipRow(StoredClip, table=True):
     """The current, stored version of one clip of a project."""
 
     __tablename__ = "clips"
+    # Project first, as the key always was: a project's clips are one range of it. The
+    # fields StoredClip brings come first, which would otherwise put `number` first.
+    __table_args__ = (PrimaryKeyConstraint("project_id", "number"),)
 
     project_id: str = Field(primary_key=True)
     number: int = Field(primary_key=True)
-    attempt: int
-    object_key: str
-    location: str
-    url: str
-    sha256: str
-    size_bytes: int
-    duration_s: float
-    faststart: bool
-    thumbnail: str = ""
+    # The column keeps the name it had before the field joined StoredClip.
+    thumbnail_url: str = Field(default="", sa_column=Column("thumbnail", String, nullable=False))
     updated_at: datetime | None = _timestamp()
 
 
@@ -80,7 +91,8 @@ class GenerationAttemptRow(SQLModel, table=True):
     attempt: int
     generator: str
     external_task_id: str = ""
-    seconds: float
+    # How long the generator took; the column keeps its first name.
+    generation_seconds: float = Field(sa_column=Column("seconds", Float, nullable=False))
     file: str
     sha256: str
     cost_usd: float = 0.0
@@ -101,11 +113,11 @@ class ReviewEventRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     project_id: str = Field(index=True)
     review_round: int
-    decision: str
+    decision: Decision = Field(sa_type=AutoString)
     clips: list[int] = Field(default_factory=list, sa_column=Column(JSON))
     notes: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     reviewer: str = ""
-    source: str = ""
+    source: AnswerSource = Field(sa_type=AutoString)
     review_started_at: datetime | None = _timestamp()
     decided_at: datetime | None = _timestamp()
     review_seconds: float | None = None
@@ -287,54 +299,58 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database) if database and database != ":memory:" else None
 
 
-@cache
-def open_store(url: str) -> Store:
-    """The store at `url`, its tables created if missing; one engine per URL per process."""
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(url: str, *, create: bool = True) -> Store:
+    """The store at `url`, upgraded to this clipgate's schema; one engine per URL per process.
+
+    A database made before migrations is upgraded in place. With `create` false, a
+    database without clipgate's tables is refused instead of made (for commands that
+    only read or answer).
+    """
     url = _normalised_url(url)
     if not url.startswith(_SUPPORTED):
         raise ConfigurationError(
             f"CLIPGATE_DATABASE_URL: {url.split('://', 1)[0]!r} databases are not supported; "
             "use sqlite:///path/to/clipgate.db or postgresql://user@host:5432/db"
         )
-    database = sqlite_file(url)
-    try:
-        if url.startswith("sqlite"):
-            if database is not None:
-                database.parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-            event.listen(engine, "connect", _sqlite_pragmas)
-        else:
-            engine = create_engine(url, pool_pre_ping=True)
-        SQLModel.metadata.create_all(engine)
-        _add_missing_columns(engine)
-    except Exception as error:
-        shown = make_url(url).render_as_string(hide_password=True)
-        raise ConfigurationError(
-            f"cannot open the clipgate database ({shown}): {error}. "
-            "Check CLIPGATE_DATABASE_URL and that the database server is running."
-        ) from None
-    return Store(engine)
+    with _stores_lock:
+        store = _stores.get(url)
+        if store is None:
+            store = _stores[url] = Store(_upgraded_engine(url, create))
+        return store
 
 
 _SUPPORTED = ("sqlite:", "postgresql+psycopg:")
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Add columns a newer clipgate declares to tables an older one made.
-
-    Only nullable or defaulted columns are ever added, so no existing row is touched.
-    """
-    existing = inspect(engine)
-    for table in SQLModel.metadata.sorted_tables:
-        have = {column["name"] for column in existing.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in have:
-                continue
-            kind = column.type.compile(dialect=engine.dialect)
-            with engine.begin() as connection:
-                connection.execute(
-                    text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
-                )
+def _upgraded_engine(url: str, create: bool) -> Engine:
+    database = sqlite_file(url)
+    engine: Engine | None = None
+    try:
+        if url.startswith("sqlite"):
+            if database is not None and create:
+                database.parent.mkdir(parents=True, exist_ok=True)
+            elif database is not None and not database.is_file():
+                raise ConfigurationError(f"no clipgate database at {database}")
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        upgrade_to_head(engine, create=create)
+    except Exception as error:
+        if engine is not None:
+            engine.dispose()
+        if isinstance(error, ClipgateError):
+            raise
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise ConfigurationError(
+            f"cannot open the clipgate database ({shown}): {error}. "
+            "Check CLIPGATE_DATABASE_URL and that the database server is running."
+        ) from None
+    return engine
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -104,7 +104,7 @@ def run_demo(
                 {
                     "number": clip.number,
                     "attempt": clip.attempt,
-                    "path": clip.path,
+                    "path": clip.location,
                     "faststart": clip.faststart,
                     "duration_s": clip.duration_s,
                 }
@@ -178,12 +178,12 @@ class _Reviewer:
         self.announced_rounds: set[int] = set()
 
     def step(self) -> None:
-        from flows.resume import waiting_review_key
+        from prefect_glue.answers import waiting_review_key
 
         row = self.store.project(self.project_id)
         if row is None or row.flow_run_id is None:
             return
-        self._report_generation(row.review_round, row.failed_clip_numbers)
+        self._report_generation(row.review_round, row.flagged_clip_numbers)
         if waiting_review_key(row.flow_run_id) is None:
             return
         review_round = row.review_round
@@ -213,12 +213,12 @@ class _Reviewer:
             self.reported_generations += 1
             self.say(
                 f"round {review_round}: clip {made.clip_number} made, attempt {made.attempt} "
-                f"({made.seconds:.1f} s) - {self.reported_generations - self.made_before_round}"
-                f"/{planned}"
+                f"({made.generation_seconds:.1f} s) - "
+                f"{self.reported_generations - self.made_before_round}/{planned}"
             )
 
     def _answer(self, review_round: int) -> None:
-        from flows.resume import submit_answer
+        from prefect_glue.answers import submit_answer
 
         answer: dict[str, Any]
         if review_round == 1:

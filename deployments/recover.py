@@ -3,26 +3,30 @@
 The store knows everything a run needs: the manifest, every clip made (with where it is
 stored), and every recorded answer. Recovering marks the dead run crashed in Prefect,
 then runs the gate again here: clips already made are reused, recorded answers are
-replayed, and only what never finished is done.
+replayed, and only what never finished is done. A run of a deployment (on a work pool)
+is put back on its pool instead, where any live worker runs it again the same way; a
+suspended one lost nothing and is only handed a recorded answer it never got.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, TextIO
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.states import Crashed
+from prefect.client.schemas.objects import State
+from prefect.states import AwaitingRetry, Crashed
 
 from clipgate import gate
 from clipgate.errors import InputError
-from clipgate.liveness import is_alive
+from clipgate.liveness import STALE_AFTER_S, is_alive
 from clipgate.models import VideoProject
 from clipgate.settings import Settings
 from clipgate.states import Status
-from clipgate.store import Store
-from clipgate.wiring import existing_store, store_description
-from flows.resume import deliver, waiting_review_key
+from clipgate.store import Store, utc_now
+from clipgate.wiring import existing_store, unknown_project
+from prefect_glue.answers import deliver, is_suspended, waiting_review_key
 
 
 def recover_project(settings: Settings, project_id: str, out: TextIO) -> int:
@@ -30,7 +34,7 @@ def recover_project(settings: Settings, project_id: str, out: TextIO) -> int:
     store = existing_store(settings)
     row = store.project(project_id)
     if row is None:
-        raise InputError(f"no video project {project_id!r} in {store_description(settings)}")
+        raise unknown_project(settings, project_id)
     spec = store.project_spec(project_id)
     if spec is None:
         raise InputError(
@@ -48,6 +52,18 @@ def recover_project(settings: Settings, project_id: str, out: TextIO) -> int:
         and (is_alive(beat))
     ):
         return _hand_over_answer(store, project_id, row.flow_run_id, out)
+    if row.flow_run_id and (deployed := _deployed_state(row.flow_run_id)) is not None:
+        if is_suspended(deployed):
+            return _hand_over_answer(store, project_id, row.flow_run_id, out)
+        if deployed.is_scheduled() or deployed.is_pending() or _just_started(deployed):
+            print(
+                f"run {row.flow_run_id} of {project_id} is {deployed.name} on its work pool "
+                f"and has not beaten yet; nothing to recover (a run whose worker died is "
+                f"recovered {STALE_AFTER_S:g} s after its last beat)",
+                file=out,
+            )
+            return 0
+        return _requeue(row.flow_run_id, project_id, out)
     if row.flow_run_id:
         _mark_crashed(row.flow_run_id)
     print(
@@ -79,14 +95,46 @@ def _hand_over_answer(store: Store, project_id: str, run_id: str, out: TextIO) -
         answer = gate.recorded_answer(store, project_id, int(key.removeprefix("review-")))
     if answer is None:
         print(
-            f"run {run_id} of {project_id} is alive and has no recorded answer waiting; "
-            "nothing to recover",
+            f"run {run_id} of {project_id} is alive or waiting, and has no recorded answer "
+            "waiting; nothing to recover",
             file=out,
         )
         return 0
     delivered, what = deliver(store, project_id, answer)
     print(f"{answer.describe()}; {what}", file=out)
     return 0 if delivered else 1
+
+
+def _deployed_state(run_id: str) -> State[Any] | None:
+    """The run's state if it is a run of a deployment, else None."""
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(run_id))
+    return run.state if run.deployment_id is not None and run.state is not None else None
+
+
+def _just_started(state: State[Any]) -> bool:
+    # A run beats only once its flow has begun: for its first seconds, a stopped beat of
+    # its previous process is no sign that its worker is gone.
+    return state.is_running() and utc_now() - state.timestamp < timedelta(seconds=STALE_AFTER_S)
+
+
+def _requeue(run_id: str, project_id: str, out: TextIO) -> int:
+    # Its worker died with it: Crashed says so, and AwaitingRetry puts the same run back
+    # on its work pool, so that `clipgate review` and the Prefect UI keep finding it.
+    _mark_crashed(run_id)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(
+            UUID(run_id),
+            AwaitingRetry(message="`clipgate recover`: any live worker of the pool runs it"),
+            force=True,
+        )
+    print(
+        f"run {run_id} of {project_id} lost its worker: marked crashed and put back on its "
+        "work pool, where a live worker runs it again (clips made are reused, answers "
+        "replayed)",
+        file=out,
+    )
+    return 0
 
 
 def _mark_crashed(run_id: str) -> None:

@@ -11,9 +11,9 @@ from typing import cast
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
-from blocks import load_run_settings
 from flows.notion_poll import notion_poll
 from flows.video_review import video_review
+from prefect_glue.run_settings import load_run_settings
 from room.server import start_room
 
 VIDEO_REVIEW = "video-review"

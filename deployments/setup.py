@@ -1,7 +1,8 @@
-"""`clipgate setup`: the Blocks, global concurrency limits and checks a deployment needs."""
+"""`clipgate setup`: the database, Blocks, concurrency limits and work pool a deployment needs."""
 
 from __future__ import annotations
 
+from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import (
     GlobalConcurrencyLimitCreate,
@@ -13,9 +14,11 @@ from prefect.exceptions import ObjectNotFound
 from blocks.kling import KlingAccount
 from blocks.notion import NotionWorkspace
 from blocks.r2 import R2Bucket
+from blocks.results import results_bucket
+from clipgate.migrations import current_revision
 from clipgate.settings import Settings
-from tasks.clips import GENERATION_LIMITS
-from tasks.publish import NOTION_LIMIT
+from clipgate.store import open_store
+from prefect_glue.run_settings import GENERATION_LIMITS, NOTION_LIMIT
 
 
 def concurrency_limits(settings: Settings) -> dict[str, int]:
@@ -57,33 +60,34 @@ def ensure_work_pool(name: str = WORK_POOL) -> None:
 
 
 def save_blocks(settings: Settings) -> list[str]:
-    """Save the Notion and R2 settings from the environment as Blocks; what was saved."""
+    """Save the Notion, Kling, R2 and results settings from the environment as Blocks.
+
+    Returns what was saved.
+    """
+    blocks: list[tuple[str, Block | None]] = [
+        (
+            settings.notion_block,
+            NotionWorkspace(config=settings.notion) if settings.notion else None,
+        ),
+        (settings.kling_block, KlingAccount(config=settings.kling) if settings.kling else None),
+        (settings.r2_block, R2Bucket(config=settings.r2) if settings.r2 else None),
+        (
+            settings.results_block,
+            results_bucket(settings.results_r2) if settings.results_r2 else None,
+        ),
+    ]
     saved = []
-    if settings.notion is not None:
-        name = settings.notion_block or "clipgate"
-        NotionWorkspace(
-            token=settings.notion.token,
-            tasks_database_id=settings.notion.tasks_database_id,
-            videos_database_id=settings.notion.videos_database_id,
-            base_url=settings.notion.base_url,
-        ).save(name, overwrite=True)
-        saved.append(f"NotionWorkspace {name!r}")
-    if settings.kling is not None:
-        name = settings.kling_block or "clipgate"
-        KlingAccount(
-            access_key=settings.kling.access_key,
-            secret_key=settings.kling.secret_key,
-            base_url=settings.kling.base_url,
-            model=settings.kling.model,
-            mode=settings.kling.mode,
-            duration=settings.kling.duration,
-            negative_prompt=settings.kling.negative_prompt,
-        ).save(name, overwrite=True)
-        saved.append(f"KlingAccount {name!r}")
-    if settings.r2 is not None:
-        name = settings.r2_block or "clipgate"
-        R2Bucket(**settings.r2.model_dump(include=set(R2Bucket.model_fields))).save(
-            name, overwrite=True
-        )
-        saved.append(f"R2Bucket {name!r}")
+    for name, block in blocks:
+        if block is not None:
+            block.save(name or "clipgate", overwrite=True)
+            saved.append(f"{type(block).__name__} {name or 'clipgate'!r}")
     return saved
+
+
+def upgrade_database(settings: Settings) -> str:
+    """Make or upgrade the store the settings name; which revision it is at now."""
+    engine = open_store(settings.resolved_database_url).engine
+    with engine.connect() as connection:
+        revision = current_revision(connection)
+    shown = engine.url.render_as_string(hide_password=True)
+    return f"the clipgate database {shown} is at schema revision {revision}"

@@ -39,7 +39,7 @@ from clipgate.notion.sync import review_surface
 from clipgate.notion.webhook import PageEvent, parse_event, parse_handshake, signature_matches
 from clipgate.settings import Settings
 from clipgate.wiring import build_store
-from flows.resume import answer_review
+from prefect_glue.answers import answer_review
 
 logger = logging.getLogger(__name__)
 

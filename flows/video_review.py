@@ -5,7 +5,6 @@ from __future__ import annotations
 from prefect import Task, flow, pause_flow_run, suspend_flow_run, unmapped
 from prefect.futures import PrefectFutureList
 from prefect.runtime import deployment, flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from clipgate.clips import ProducedClip
 from clipgate.errors import GenerationError
@@ -15,10 +14,11 @@ from clipgate.models import AnswerSource, ClipKey, ReviewDecision, VideoProject
 from clipgate.settings import Settings, load_settings
 from clipgate.wiring import build_store
 from flows.narration import narration
-from tasks.clips import produce_clip
+from prefect_glue.answers import ReviewInput
+from prefect_glue.generation_pool import GenerationPool
+from tasks.clips import produce_clip_for
 from tasks.publish import check_review_surface, publish_review
 from tasks.review import (
-    ReviewInput,
     clips_to_make,
     finish_generation,
     publish_evidence,
@@ -36,13 +36,13 @@ from tasks.review import (
 # Prefect documents for this argument.
 @flow(
     name="video-review",
-    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    task_runner=GenerationPool(),  # type: ignore[arg-type]
     persist_result=True,
 )
 def video_review(project: VideoProject) -> ProjectSummary:
     """Run the gate for one video project until a reviewer approves, then narrate."""
     settings = load_settings()
-    produce = produce_clip.with_options(result_storage=settings.results_dir.resolve())
+    produce = produce_clip_for(settings)
     check_review_surface(project)
     run_id = str(flow_run.get_id())
     register_project(project, run_id)

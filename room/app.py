@@ -38,7 +38,7 @@ IMMUTABLE = "private, max-age=31536000, immutable"
 def create_app(settings: Settings) -> FastAPI:
     """The room for the store and clips `settings` name."""
     # Imported when the app is made, not with this module: the room's views need no Prefect.
-    from flows.resume import submit_answer
+    from prefect_glue.answers import submit_answer
 
     store = build_store(settings)
     access = Access(settings)

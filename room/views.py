@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from clipgate.errors import InputError
 from clipgate.gate import RecordedAnswer, audit, latest_answer, recorded_answer
 from clipgate.links import clip_url, proxy_url, strip_url, thumbnail_url
-from clipgate.models import CLIP_COUNT, ClipKey, VideoProject
+from clipgate.models import CLIP_COUNT, ClipKey, Decision, VideoProject
 from clipgate.states import Status
 from clipgate.store import GenerationAttemptRow, ProjectRow, ReviewEventRow, Store, as_utc, utc_now
 
@@ -96,7 +96,7 @@ def _queue_row(
     ]
     made_this_round = sum(1 for made in made_times if made >= round_started)
     planned = (
-        CLIP_COUNT if project.review_round == 1 else len(project.failed_clip_numbers) or CLIP_COUNT
+        CLIP_COUNT if project.review_round == 1 else len(project.flagged_clip_numbers) or CLIP_COUNT
     )
     failures = sum(
         1
@@ -252,7 +252,7 @@ def _flag_notes(events: list[ReviewEventRow]) -> dict[tuple[int, int], tuple[int
     flags_so_far: dict[int, int] = {}
     flagged: dict[tuple[int, int], tuple[int, list[str]]] = {}
     for event in events:
-        if event.decision != "flag":
+        if event.decision != Decision.FLAG:
             continue
         for number in event.clips:
             flags_so_far[number] = flags_so_far.get(number, 0) + 1

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from blocks import load_run_settings
 from clipgate import gate, narration
 from clipgate.models import VideoProject
 from clipgate.wiring import build_store
+from prefect_glue.run_settings import load_run_settings
 
 
 @task(cache_policy=NO_CACHE)

@@ -9,12 +9,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import NotPausedError
 
-from blocks import load_run_settings
 from clipgate.notion.poll import ReviewAnswer, read_answers
 from clipgate.notion.sync import review_surface
 from clipgate.store import utc_now
 from clipgate.wiring import build_store
-from flows.resume import answer_review
+from prefect_glue.answers import answer_review
+from prefect_glue.run_settings import load_run_settings
 
 CURSOR = "notion-poll"
 

@@ -9,14 +9,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency.sync import concurrency
 
-from blocks import load_run_settings
-from clipgate.errors import NotionError
+from clipgate.errors import TransientNotionError
 from clipgate.links import review_page_url
 from clipgate.models import VideoProject
 from clipgate.notion.sync import review_surface, sync_project
 from clipgate.wiring import build_store
-
-NOTION_LIMIT = "clipgate-notion"
+from prefect_glue.run_settings import NOTION_LIMIT, load_run_settings
 
 
 @task(cache_policy=NO_CACHE)
@@ -28,8 +26,8 @@ def check_review_surface(project: VideoProject) -> None:
 
 
 def retry_when_notion_failed(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:
-    """Retry when Notion kept failing; a set-up problem will not fix itself."""
-    return isinstance(state.result(raise_on_failure=False), NotionError)
+    """Retry when Notion kept failing; a refusal or a set-up problem will not fix itself."""
+    return isinstance(state.result(raise_on_failure=False), TransientNotionError)
 
 
 @task(

@@ -1,4 +1,4 @@
-"""Tasks that keep the gate's books, and the typed input a reviewer answers with."""
+"""Tasks that keep the gate's books: projects, rounds, decisions and the review evidence."""
 
 from __future__ import annotations
 
@@ -8,19 +8,14 @@ from collections.abc import Sequence
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.input import RunInput
 
-from blocks import load_run_settings
 from clipgate import gate
 from clipgate.clips import ProducedClip
 from clipgate.gate import ProjectSummary
-from clipgate.models import ClipKey, ReviewDecision, VideoProject
+from clipgate.models import AnswerSource, ClipKey, ReviewDecision, VideoProject
 from clipgate.store import Store
 from clipgate.wiring import build_store
-
-
-class ReviewInput(ReviewDecision, RunInput):
-    """The resume form: approve, or flag clips 1-18 with optional notes."""
+from prefect_glue.run_settings import load_run_settings
 
 
 def _store() -> Store:
@@ -87,7 +82,7 @@ def _artifact_key(name: str) -> str:
 
 @task(cache_policy=NO_CACHE)
 def record_decision(
-    project_id: str, review_round: int, decision: ReviewDecision, source: str
+    project_id: str, review_round: int, decision: ReviewDecision, source: AnswerSource
 ) -> ReviewDecision:
     """End the review round; the decision that counts (the first one recorded)."""
     return gate.record_decision(

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import stamina
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
@@ -24,6 +25,13 @@ SMALL_CLIPS = {
     "CLIPGATE_REVIEW_POLL_INTERVAL_S": "1",
     "CLIPGATE_REVIEW_TIMEOUT_S": "600",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def retries_without_waits() -> Iterator[None]:
+    """Retries keep each policy's attempts (up to 100) but never wait: stamina's test mode."""
+    with stamina.set_testing(True, attempts=100, cap=True):
+        yield
 
 
 @pytest.fixture(scope="session")

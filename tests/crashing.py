@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,19 @@ from clipgate.store import Store
 
 def _killing(original: Callable[..., Any], nth: int, after: bool) -> Callable[..., Any]:
     calls = 0
+    counting = threading.Lock()
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
-        calls += 1
-        if calls == nth and not after:
+        # Clips are made on several threads: each call takes its own number under the
+        # lock, or two calls could both read the count past NTH and nobody would die.
+        with counting:
+            calls += 1
+            call = calls
+        if call == nth and not after:
             os.kill(os.getpid(), signal.SIGKILL)
         result = original(*args, **kwargs)
-        if calls == nth and after:
+        if call == nth and after:
             os.kill(os.getpid(), signal.SIGKILL)
         return result
 
@@ -61,9 +67,9 @@ def _install(step: str, nth: int) -> None:
             after=False,
         )
     elif step == "delivering":
-        import flows.resume
+        import prefect_glue.answers
 
-        flows.resume.deliver = _killing(flows.resume.deliver, nth, after=False)
+        prefect_glue.answers.deliver = _killing(prefect_glue.answers.deliver, nth, after=False)
     elif step != "none":
         raise SystemExit(f"unknown step {step!r}")
 

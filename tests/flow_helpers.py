@@ -16,8 +16,8 @@ from prefect.client.orchestration import get_client
 from clipgate.gate import ProjectSummary
 from clipgate.models import VideoProject
 from clipgate.store import Store
-from flows.resume import answer_review, waiting_review_key
 from flows.video_review import video_review
+from prefect_glue.answers import answer_review, waiting_review_key
 
 Result = TypeVar("Result")
 

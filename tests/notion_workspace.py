@@ -24,7 +24,7 @@ from clipgate.notion.gateway import NotionConfig, NotionGateway
 from clipgate.notion.schema import create_videos_database, data_source_of
 from clipgate.store import Store
 from deployments.setup import ensure_concurrency_limits
-from tasks.publish import NOTION_LIMIT
+from prefect_glue.run_settings import NOTION_LIMIT
 from tests.fakes.notion_server import FakeNotion, running_fake_notion
 
 
@@ -132,7 +132,7 @@ def stored_clips(folder: Path, number_attempts: dict[int, int]) -> list[Produced
                 faststart=True,
                 thumbnail_url="",
                 generator="local",
-                seconds=0.1,
+                generation_seconds=0.1,
             )
         )
     return clips

@@ -1,7 +1,9 @@
-"""The `clipgate` command as a user runs it: a real process, real output."""
+"""The `clipgate` command: as a user runs it (a real process) and, for speed, in this one."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -11,18 +13,21 @@ from pathlib import Path
 import pytest
 
 from clipgate import gate
-from clipgate.models import ReviewDecision, VideoProject
+from clipgate.cli import main
+from clipgate.models import AnswerSource, ReviewDecision, VideoProject
 from clipgate.settings import Settings
 from clipgate.store import GenerationAttemptRow, Store
 from clipgate.wiring import build_store
-from flows.resume import waiting_review_key
+from prefect_glue.answers import waiting_review_key
 from tests.conftest import SMALL_CLIPS
 from tests.flow_helpers import FlowInThread, eventually, paused_round
+from tests.ports import free_port
 
 CLIPGATE = [sys.executable, "-m", "clipgate.cli"]
 
 
 def _run(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command in its own process, as a user starts it."""
     return subprocess.run(
         [*CLIPGATE, *arguments],
         capture_output=True,
@@ -31,6 +36,17 @@ def _run(*arguments: str, env: dict[str, str] | None = None) -> subprocess.Compl
         env=env,
         check=False,
     )
+
+
+def _in_process(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """The command run by `clipgate.cli.main` in this process, with its output captured."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(arguments))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 2
+    return subprocess.CompletedProcess(list(arguments), code, out.getvalue(), err.getvalue())
 
 
 def test_parse_feedback_prints_sorted_clips() -> None:
@@ -42,16 +58,22 @@ def test_parse_feedback_prints_sorted_clips() -> None:
 
 def test_parse_feedback_fails_clearly() -> None:
     """A note with a clip outside 1-18 exits non-zero and says why on stderr."""
-    done = _run("parse-feedback", "clip 19 flickers")
+    done = _in_process("parse-feedback", "clip 19 flickers")
     assert done.returncode != 0
     assert done.stdout == ""
     assert "clip 19" in done.stderr
     assert "1-18" in done.stderr
 
 
+@pytest.mark.end_to_end
 def test_demo_flags_then_approves(prefect_api_url: str, tmp_path: Path) -> None:
     """`clipgate demo --json --flag 2,9,18` remakes exactly those clips and narrates."""
-    env = {**os.environ, **SMALL_CLIPS, "PREFECT_API_URL": prefect_api_url}
+    env = {
+        **os.environ,
+        **SMALL_CLIPS,
+        "PREFECT_API_URL": prefect_api_url,
+        "CLIPGATE_ROOM_PORT": str(free_port()),
+    }
     env.pop("CLIPGATE_HOME", None)
     workdir = tmp_path / "demo"
     done = _run("demo", "--json", "--flag", "2,9,18", "--workdir", str(workdir), env=env)
@@ -79,7 +101,7 @@ def test_demo_flags_then_approves(prefect_api_url: str, tmp_path: Path) -> None:
 
 def test_demo_refuses_a_bad_flag(tmp_path: Path) -> None:
     """--flag with a clip outside 1-18 stops before anything runs."""
-    done = _run("demo", "--flag", "3,25", "--workdir", str(tmp_path / "d"))
+    done = _in_process("demo", "--flag", "3,25", "--workdir", str(tmp_path / "d"))
     assert done.returncode != 0
     assert "clip 25" in done.stderr
     assert not (tmp_path / "d").exists()
@@ -98,7 +120,7 @@ def test_costs_reports_spend_and_savings(settings: Settings, project: VideoProje
                 clip_number=number,
                 attempt=attempt,
                 generator="kling",
-                seconds=1.0,
+                generation_seconds=1.0,
                 file="x",
                 sha256="0" * 64,
                 cost_usd=0.5,
@@ -107,10 +129,13 @@ def test_costs_reports_spend_and_savings(settings: Settings, project: VideoProje
     gate.start_generation(store, project.project_id, 1)
     gate.finish_generation(store, project.project_id, 1, [])
     gate.record_decision(
-        store, project.project_id, 1, ReviewDecision(decision="flag", clips=[5, 12]), "test"
+        store,
+        project.project_id,
+        1,
+        ReviewDecision(decision="flag", clips=[5, 12]),
+        AnswerSource.CLI,
     )
-    env = {**os.environ}
-    done = _run("costs", project.project_id, "--json", env=env)
+    done = _in_process("costs", project.project_id, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {
         "project_id": project.project_id,
@@ -120,32 +145,31 @@ def test_costs_reports_spend_and_savings(settings: Settings, project: VideoProje
         "saved_usd": 8.0,
         "estimated": True,
     }
-    unknown = _run("costs", "no-such-project", env=env)
+    unknown = _in_process("costs", "no-such-project")
     assert unknown.returncode != 0
     assert "no video project 'no-such-project'" in unknown.stderr
 
 
+@pytest.mark.usefixtures("prefect_api_url")
 def test_review_command_answers_the_waiting_round(
-    prefect_api_url: str, settings: Settings, project: VideoProject
+    settings: Settings, project: VideoProject
 ) -> None:
     """`clipgate review` flags from a note, refuses a bad one, then approves."""
     store = build_store(settings)
     run = FlowInThread(project)
     paused_round(store, project.project_id, 1)
-    env = {**os.environ, "PREFECT_API_URL": prefect_api_url}
-
-    refused = _run("review", project.project_id, "--flag", "clip 19 stutters", env=env)
+    refused = _in_process("review", project.project_id, "--flag", "clip 19 stutters")
     assert refused.returncode != 0
     assert "clip 19" in refused.stderr
     assert waiting_review_key(run_id_of(store, project.project_id)) == "review-1"
 
     flagged = eventually(
-        lambda: _ok(_run("review", project.project_id, "--flag", "clips 2-3 at 0:04", env=env)),
+        lambda: _ok(_in_process("review", project.project_id, "--flag", "clips 2-3 at 0:04")),
         "the form to take the flag",
     )
     assert "round 1" in flagged.stdout
     paused_round(store, project.project_id, 2)
-    approved = _run("review", project.project_id, "--approve", "--reviewer", "ana", env=env)
+    approved = _in_process("review", project.project_id, "--approve", "--reviewer", "ana")
     assert approved.returncode == 0, approved.stderr
     summary = run.finish()
     assert summary.rounds[0]["clips"] == [2, 3]

@@ -492,11 +492,13 @@ def test_fault_before_and_after_apply(
     assert after.value.code == "conflict_error"
     assert len(fake.pages_in(workspace.tasks_data_source_id)) == 1
 
-    fake.fault_delay_s = 1.5
+    fake.fault_delay_s = 0.5
     fake.fail_next("POST", r"^/v1/pages$", "timeout", after_apply=True)
-    with pytest.raises(RequestTimeoutError):
-        notion.pages.create(parent=parent, properties={"Title": title("slow")})
-    time.sleep(0.6)
+    with (
+        Client(auth=fake.token, base_url=fake.base_url, timeout_ms=200) as impatient,
+        pytest.raises(RequestTimeoutError),
+    ):
+        SyncNotion(impatient).pages.create(parent=parent, properties={"Title": title("slow")})
     assert len(fake.pages_in(workspace.tasks_data_source_id)) == 2
 
 

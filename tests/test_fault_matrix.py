@@ -28,8 +28,10 @@ from clipgate.states import Status
 from clipgate.store import Store
 from clipgate.wiring import build_store
 from deployments.recover import recover_project
-from flows.resume import submit_answer, waiting_review_key
+from prefect_glue.answers import submit_answer, waiting_review_key
 from tests.flow_helpers import InThread, paused_round
+
+pytestmark = pytest.mark.end_to_end
 
 FLAG = {"decision": "flag", "clips": [5, 12], "reviewer": "ana"}
 APPROVE = {"decision": "approve", "reviewer": "ana"}
@@ -46,7 +48,11 @@ def _crashing(*arguments: str) -> subprocess.Popen[str]:
 
 
 def _killed(process: subprocess.Popen[str]) -> None:
-    output, _ = process.communicate(timeout=180)
+    try:
+        output, _ = process.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
     assert process.returncode == -signal.SIGKILL, output[-3000:]
 
 

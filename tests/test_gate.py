@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from clipgate import gate
 from clipgate.clips import ProducedClip
 from clipgate.errors import InputError, InvalidTransition
-from clipgate.models import ClipNote, ReviewDecision, VideoProject
+from clipgate.models import AnswerSource, ClipNote, ReviewDecision, VideoProject
 from clipgate.states import Status
 from clipgate.store import Store, open_store
 
@@ -52,7 +52,7 @@ def _produced(number: int, attempt: int) -> ProducedClip:
         faststart=True,
         thumbnail_url=f"file:///clips/c/p/clip-{number:02d}/attempt-{attempt}.jpg",
         generator="local",
-        seconds=0.1,
+        generation_seconds=0.1,
     )
 
 
@@ -94,11 +94,11 @@ def test_flag_logs_clips_and_queues_only_them(store: Store, project: VideoProjec
     decision = ReviewDecision(
         decision="flag", clips=[17, 5, 12, 5], notes=[ClipNote(clip=5, note="jitter")]
     )
-    gate.record_decision(store, project.project_id, 1, decision, source="test")
+    gate.record_decision(store, project.project_id, 1, decision, source=AnswerSource.CLI)
     row = store.project(project.project_id)
     assert row is not None
     assert row.status == Status.QUEUED
-    assert row.failed_clip_numbers == [5, 12, 17]
+    assert row.flagged_clip_numbers == [5, 12, 17]
     assert row.review_round == 2
     assert row.error_log[-1]["clips"] == [5, 12, 17]
     assert row.error_log[-1]["message"] == "Regenerate: clips 5, 12, 17"
@@ -116,13 +116,17 @@ def test_error_log_is_append_only(store: Store, project: VideoProject) -> None:
     gate.register_project(store, project, None)
     _make_round(store, project, 1)
     gate.record_decision(
-        store, project.project_id, 1, ReviewDecision(decision="flag", clips=[3]), "t"
+        store, project.project_id, 1, ReviewDecision(decision="flag", clips=[3]), AnswerSource.CLI
     )
     _make_round(store, project, 2)
     first = store.project(project.project_id)
     assert first is not None
     gate.record_decision(
-        store, project.project_id, 2, ReviewDecision(decision="flag", clips=[3, 4]), "t"
+        store,
+        project.project_id,
+        2,
+        ReviewDecision(decision="flag", clips=[3, 4]),
+        AnswerSource.CLI,
     )
     row = store.project(project.project_id)
     assert row is not None
@@ -139,8 +143,8 @@ def test_decisions_are_recorded_once_per_round(store: Store, project: VideoProje
     gate.register_project(store, project, None)
     _make_round(store, project, 1)
     flag = ReviewDecision(decision="flag", clips=[5], reviewer="ana")
-    gate.record_decision(store, project.project_id, 1, flag, "test")
-    gate.record_decision(store, project.project_id, 1, flag, "test")
+    gate.record_decision(store, project.project_id, 1, flag, AnswerSource.CLI)
+    gate.record_decision(store, project.project_id, 1, flag, AnswerSource.CLI)
     assert len(store.review_events(project.project_id)) == 1
     assert gate.recorded_decision(store, project.project_id, 1) == flag
     assert gate.recorded_decision(store, project.project_id, 2) is None
@@ -154,14 +158,18 @@ def test_approval_sets_review_evidence(store: Store, project: VideoProject) -> N
     gate.register_project(store, project, None)
     _make_round(store, project, 1)
     gate.record_decision(
-        store, project.project_id, 1, ReviewDecision(decision="approve", reviewer="ana"), "t"
+        store,
+        project.project_id,
+        1,
+        ReviewDecision(decision="approve", reviewer="ana"),
+        AnswerSource.CLI,
     )
     row = store.project(project.project_id)
     assert row is not None
     assert row.status == Status.VIDEO_APPROVED
     assert row.review_completed_at is not None
     (event,) = store.review_events(project.project_id)
-    assert (event.decision, event.reviewer, event.source) == ("approve", "ana", "t")
+    assert (event.decision, event.reviewer, event.source) == ("approve", "ana", AnswerSource.CLI)
     assert event.review_seconds is not None
     assert event.review_seconds >= 0
     gate.start_narration(store, project.project_id)
@@ -173,7 +181,9 @@ def test_deciding_before_clips_are_ready_is_refused(store: Store, project: Video
     """A decision for a project still queued names both states."""
     gate.register_project(store, project, None)
     with pytest.raises(InvalidTransition, match=r"'queued'.*'video_approved'"):
-        gate.record_decision(store, project.project_id, 1, ReviewDecision(decision="approve"), "t")
+        gate.record_decision(
+            store, project.project_id, 1, ReviewDecision(decision="approve"), AnswerSource.CLI
+        )
 
 
 def test_unknown_project_is_a_clear_error(store: Store) -> None:
@@ -197,7 +207,7 @@ def test_review_table_lists_every_clip(store: Store, project: VideoProject) -> N
     assert all(f"[clip {number}]({room}/clips/" in table for number in range(1, 19))
     assert f"({room}/projects/{project.project_id})" in table
     flag_seven = ReviewDecision(decision="flag", clips=[7])
-    gate.record_decision(store, project.project_id, 1, flag_seven, "t")
+    gate.record_decision(store, project.project_id, 1, flag_seven, AnswerSource.CLI)
     _make_round(store, project, 2)
     remade = gate.review_table(store, project.project_id, 2, room)
     assert "[clip 7](" in remade

@@ -12,11 +12,15 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from clipgate import mp4
 from clipgate.errors import MP4Error
+from clipgate.generators.local import LocalMotionGenerator
+from clipgate.models import ClipKey, ClipSpec
+from clipgate.mp4.files import written_back
 from clipgate.mp4_cli import main as mp4_main
 from tests.mp4_samples import (
     box,
@@ -27,6 +31,7 @@ from tests.mp4_samples import (
     movie_timescale,
     mvhd_to_version_1,
     replace_last_moov,
+    run_ffmpeg,
     sparse_near_4gib,
     stco_to_co64,
     top_boxes,
@@ -58,7 +63,15 @@ def moov_at_end(variant: str) -> bytes:
 
 
 def place(folder: Path, name: str, data: bytes) -> Path:
-    """Write `data` to folder/name."""
+    """Write `data` to folder/name and on to the disk, as a clip that has been there a while."""
+    path = place_fresh(folder, name, data)
+    with path.open("rb") as written:
+        os.fsync(written.fileno())
+    return path
+
+
+def place_fresh(folder: Path, name: str, data: bytes) -> Path:
+    """Write `data` to folder/name and leave it in the page cache, as an encode just did."""
     path = folder / name
     path.write_bytes(data)
     return path
@@ -99,8 +112,10 @@ def test_tests_run_where_insert_range_works(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("variant", ["stco", "co64", "largesize", "mvhd-v1", "uuid-around"])
-@pytest.mark.parametrize("how", ["insert-range", "copy", "output"])
-def test_faststart_keeps_every_packet(tmp_path: Path, variant: str, how: str) -> None:
+@pytest.mark.parametrize("how", ["insert-range", "copy", "copy-unsynced", "output"])
+def test_faststart_keeps_every_packet(
+    tmp_path: Path, variant: str, how: Literal["insert-range", "copy", "copy-unsynced", "output"]
+) -> None:
     """Each moov-at-end variant becomes faststart with identical packets, by every method."""
     original = moov_at_end(variant)
     source = place(tmp_path, "clip.mp4", original)
@@ -112,10 +127,10 @@ def test_faststart_keeps_every_packet(tmp_path: Path, variant: str, how: str) ->
         result = mp4.make_faststart(source, tmp_path / "out.mp4")
         assert source.read_bytes() == original
     else:
-        result = mp4.relocate_moov(source, method="auto" if how == "insert-range" else "copy")
+        result = mp4.relocate_moov(source, method=how)
 
     assert result.changed
-    assert result.method == ("insert-range" if how == "insert-range" else "copy")
+    assert result.method == ("copy-unsynced" if how == "output" else how)
     info = mp4.inspect(result.path)
     assert info.faststart
     assert not info.fragmented
@@ -139,7 +154,7 @@ def test_co64_stays_co64_with_shifted_offsets(tmp_path: Path) -> None:
     """A co64 table is patched in place and not narrowed back to stco."""
     path = place(tmp_path, "clip.mp4", moov_at_end("co64"))
     before = chunk_offsets(path.read_bytes()[find_box(path.read_bytes(), "moov")[1] :])
-    result = mp4.make_faststart(path)
+    result = mp4.relocate_moov(path, method="insert-range")
     data = path.read_bytes()
     _, moov_offset, moov_size, _ = find_box(data, "moov")
     after = chunk_offsets(data[moov_offset : moov_offset + moov_size])
@@ -156,7 +171,7 @@ def test_stco_upgraded_to_co64_when_offsets_pass_4_gib(tmp_path: Path) -> None:
     before = framemd5(path)
     assert {kind for kind, _ in chunk_offsets(moov)} == {"stco"}
 
-    result = mp4.make_faststart(path)
+    result = mp4.relocate_moov(path, method="insert-range")
 
     with path.open("rb") as file:
         head = file.read(64 * 1024)
@@ -192,7 +207,7 @@ def test_already_faststart_with_output_is_copied_as_is(tmp_path: Path) -> None:
     """Asked for an output, a file already faststart is copied unchanged."""
     path = place(tmp_path, "clip.mp4", encoded("faststart"))
     result = mp4.make_faststart(path, tmp_path / "out.mp4")
-    assert (result.changed, result.method) == (False, "copy")
+    assert (result.changed, result.method) == (False, "copy-unsynced")
     assert (tmp_path / "out.mp4").read_bytes() == path.read_bytes()
 
 
@@ -303,7 +318,7 @@ def test_crash_at_each_step_is_repaired(
     before = framemd5(path)
 
     with pytest.raises(SimulatedCrash):
-        mp4.relocate_moov(path, checkpoint=crash_at(step))
+        mp4.relocate_moov(path, method="insert-range", checkpoint=crash_at(step))
 
     interrupted = step != "committed"
     if interrupted:
@@ -333,18 +348,21 @@ def test_io_error_midway_puts_the_file_back(tmp_path: Path) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with pytest.raises(MP4Error, match="No space left"):
-        mp4.relocate_moov(path, checkpoint=disk_full)
+        mp4.relocate_moov(path, method="insert-range", checkpoint=disk_full)
     assert path.read_bytes() == data
 
 
+@pytest.mark.parametrize("method", ["copy", "copy-unsynced"])
 @pytest.mark.parametrize("step", ["copied", "replaced"])
-def test_copy_path_stopped_leaves_one_whole_file(tmp_path: Path, step: str) -> None:
-    """Stopped before or after the rename, the copy path leaves the old or the new file only."""
+def test_copy_path_stopped_leaves_one_whole_file(
+    tmp_path: Path, step: str, method: mp4.MethodChoice
+) -> None:
+    """Stopped before or after the rename, a copy leaves the old or the new file only."""
     data = encoded("av")
     path = place(tmp_path, "clip.mp4", data)
     before = framemd5(path)
     with pytest.raises(SimulatedCrash):
-        mp4.relocate_moov(path, method="copy", checkpoint=crash_at(step))
+        mp4.relocate_moov(path, method=method, checkpoint=crash_at(step))
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
     assert mp4.inspect(path).faststart == (step == "replaced")
     assert framemd5(path) == before
@@ -359,6 +377,126 @@ def test_without_insert_range_it_copies_in_place(shm_dir: Path) -> None:
     assert mp4.inspect(path).faststart
     assert framemd5(path) == before
     assert [p.name for p in shm_dir.iterdir()] == ["clip.mp4"]
+
+
+@pytest.mark.parametrize(("on_disk", "method"), [(True, "insert-range"), (False, "copy-unsynced")])
+def test_a_clip_on_disk_gets_insert_range_and_a_fresh_one_a_copy(
+    tmp_path: Path, on_disk: bool, method: str
+) -> None:
+    """On disk, faststart inserts a range; still in the page cache, it copies once, unsynced."""
+    data = encoded("av")
+    reference = place(tmp_path, "reference.mp4", data)
+    path = (place if on_disk else place_fresh)(tmp_path, "clip.mp4", data)
+    path.chmod(0o640)
+
+    result = mp4.make_faststart(path)
+
+    assert (result.changed, result.method) == (True, method)
+    with path.open("rb") as clip:
+        assert written_back(clip.fileno()) == on_disk
+    assert mp4.inspect(path).faststart
+    assert framemd5(path) == framemd5(reference)
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "reference.mp4"]
+
+
+@pytest.mark.parametrize("method", ["insert-range", "copy"])
+def test_insert_range_and_copy_are_on_disk_when_they_return(
+    tmp_path: Path, method: mp4.MethodChoice
+) -> None:
+    """insert-range and the durable copy leave no page of a fresh clip waiting for writeback."""
+    path = place_fresh(tmp_path, "clip.mp4", encoded("av"))
+
+    assert mp4.relocate_moov(path, method=method).method == method
+
+    with path.open("rb") as clip:
+        assert written_back(clip.fileno())
+
+
+def test_the_kernel_tells_a_fresh_file_from_one_on_disk(tmp_path: Path) -> None:
+    """A file just written waits for writeback until it is fsynced, as cachestat reports."""
+    path = place_fresh(tmp_path, "clip.mp4", encoded("av"))
+    with path.open("rb") as clip:
+        assert not written_back(clip.fileno())
+        os.fsync(clip.fileno())
+        assert written_back(clip.fileno())
+
+
+@pytest.mark.parametrize(
+    ("existing", "method"),
+    [("none", "copy-unsynced"), ("fresh", "copy-unsynced"), ("on disk", "copy")],
+)
+def test_an_output_is_fsynced_only_when_it_replaces_a_file_on_disk(
+    tmp_path: Path, existing: str, method: str
+) -> None:
+    """A new output, or one over a fresh file, is left to writeback; over a file on disk, not."""
+    source = place(tmp_path, "clip.mp4", encoded("av"))
+    output = tmp_path / "out.mp4"
+    if existing != "none":
+        (place if existing == "on disk" else place_fresh)(tmp_path, "out.mp4", b"old output")
+
+    result = mp4.make_faststart(source, output)
+
+    assert (result.path, result.changed, result.method) == (output, True, method)
+    assert mp4.inspect(output).faststart
+    assert framemd5(output) == framemd5(source)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.mp4"]
+
+
+def test_replace_faststart_lands_a_moov_at_end_download_streamable(tmp_path: Path) -> None:
+    """A moov-at-end file lands at its destination moov first, same packets, and is gone."""
+    reference = place(tmp_path, "reference.mp4", encoded("av"))
+    partial = place_fresh(tmp_path, ".clip.part.mp4", encoded("av"))
+    destination = tmp_path / "clip.mp4"
+
+    result = mp4.replace_faststart(partial, destination)
+
+    assert (result.path, result.changed, result.method) == (destination, True, "copy-unsynced")
+    assert mp4.inspect(destination).faststart
+    assert framemd5(destination) == framemd5(reference)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "reference.mp4"]
+
+
+def test_replace_faststart_renames_a_faststart_file_without_writing(tmp_path: Path) -> None:
+    """A file already faststart is only renamed: the destination is the same inode, unchanged."""
+    data = encoded("faststart")
+    partial = place_fresh(tmp_path, ".clip.part.mp4", data)
+    inode = partial.stat().st_ino
+    destination = tmp_path / "clip.mp4"
+
+    result = mp4.replace_faststart(partial, destination)
+
+    assert result == mp4.FaststartResult(destination, False, "none", 0)
+    assert destination.stat().st_ino == inode
+    assert destination.read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
+def test_replace_faststart_leaves_a_broken_file_where_it_is(tmp_path: Path) -> None:
+    """A source that is no readable MP4 raises MP4Error and stays put; nothing lands."""
+    data = truncated_in_moov()
+    partial = place_fresh(tmp_path, ".clip.part.mp4", data)
+
+    with pytest.raises(MP4Error, match="truncated"):
+        mp4.replace_faststart(partial, tmp_path / "clip.mp4")
+
+    assert [p.name for p in tmp_path.iterdir()] == [".clip.part.mp4"]
+    assert partial.read_bytes() == data
+
+
+def test_the_local_generator_writes_its_clips_faststart(tmp_path: Path) -> None:
+    """The local generator's clip is moov first already, so faststart then writes nothing."""
+    still = tmp_path / "still.png"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x180", "-frames:v", "1", str(still))
+    generator = LocalMotionGenerator(seconds=0.4, width=160, height=90, fps=10)
+    key = ClipKey(project_id="project", channel="channel", number=1, attempt=1)
+    spec = ClipSpec(number=1, composite_image=still, motion_prompt="zoom in")
+    output = tmp_path / "clip.mp4"
+
+    generator.generate(key, spec, output)
+
+    assert mp4.inspect(output).faststart
+    assert mp4.make_faststart(output) == mp4.FaststartResult(output, False, "none", 0)
 
 
 def test_thumbnail_is_a_jpeg_of_the_first_frame(tmp_path: Path) -> None:

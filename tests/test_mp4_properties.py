@@ -89,12 +89,14 @@ def mutated_clip(draw: st.DrawFn) -> bytes:
 
 
 @settings(FAST, max_examples=100)
-@given(data=mutated_clip())
-def test_mutated_clip_is_relocated_or_left_untouched(scratch: Path, data: bytes) -> None:
+@given(data=mutated_clip(), method=st.sampled_from(["auto", "insert-range", "copy-unsynced"]))
+def test_mutated_clip_is_relocated_or_left_untouched(
+    scratch: Path, data: bytes, method: mp4.MethodChoice
+) -> None:
     """Faststart on a damaged clip succeeds, or raises MP4Error and leaves its bytes alone."""
     scratch.write_bytes(data)
     try:
-        result = mp4.make_faststart(scratch)
+        result = mp4.relocate_moov(scratch, method=method)
     except MP4Error:
         assert scratch.read_bytes() == data
     else:

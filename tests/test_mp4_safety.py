@@ -27,7 +27,7 @@ class SimulatedCrash(Exception):
 
 
 def interrupted_faststart(folder: Path, step: str = "head-written") -> bytes:
-    """The moov-at-end clip as clipgate's faststart leaves it when stopped after `step`."""
+    """The moov-at-end clip as the insert-range faststart leaves it when stopped after `step`."""
     path = folder / "interrupted-source.mp4"
     path.write_bytes(encoded("av"))
 
@@ -36,7 +36,7 @@ def interrupted_faststart(folder: Path, step: str = "head-written") -> bytes:
             raise SimulatedCrash(step)
 
     with pytest.raises(SimulatedCrash):
-        mp4.relocate_moov(path, checkpoint=crash)
+        mp4.relocate_moov(path, method="insert-range", checkpoint=crash)
     data = path.read_bytes()
     path.unlink()
     return data

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect import flow
 from pydantic import SecretStr
 
 from clipgate import gate
-from clipgate.errors import ConfigurationError, InputError
-from clipgate.models import ReviewDecision, VideoProject
+from clipgate.errors import ConfigurationError, PermanentNotionError, TransientNotionError
+from clipgate.models import AnswerSource, ReviewDecision, VideoProject
 from clipgate.notion.gateway import NotionConfig, NotionGateway
 from clipgate.notion.schema import create_videos_database, schema_problems
 from clipgate.notion.surface import NotionReviewSurface
@@ -24,6 +25,7 @@ from clipgate.notion.sync import sync_project
 from clipgate.settings import Settings
 from clipgate.store import Store
 from clipgate.wiring import build_store
+from tasks.publish import publish_review
 from tests.fakes.notion_server import MB, running_fake_notion
 from tests.flow_helpers import FlowInThread, answer, generations, paused_round
 from tests.notion_workspace import Workspace, notion_rows, reviewed_project, stored_clips
@@ -87,19 +89,28 @@ def test_run_with_notion_lists_18_playable_rows_and_keeps_them_on_regeneration(
     assert generations(store, project.project_id) == 21
 
 
+def _no_wait(seconds: float) -> None:
+    """The gateway's sleep in tests that need no pacing and no Retry-After waits."""
+
+
 def test_publishing_converges_through_injected_faults(
     notion: Workspace, project: VideoProject, tmp_path: Path
 ) -> None:
     """With 20% of requests failing (429, 409, 500, timeouts): 18 rows, none twice."""
     store = build_store_at(tmp_path)
     reviewed_project(store, project, tmp_path)
-    notion.fake.inject_faults(0.2, seed=7)
-    surface = NotionReviewSurface.connect(notion.config)
+    notion.fake.inject_faults(0.2, seed=7, delay_s=0.4)
+    impatient = notion.config.model_copy(update={"timeout_s": 0.25})
+    surface = NotionReviewSurface.connect(impatient, sleep=_no_wait)
     sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
     _assert_rows_match_store(notion, store, project.project_id)
 
     gate.record_decision(
-        store, project.project_id, 1, ReviewDecision(decision="flag", clips=[5, 12, 17]), "t"
+        store,
+        project.project_id,
+        1,
+        ReviewDecision(decision="flag", clips=[5, 12, 17]),
+        AnswerSource.CLI,
     )
     gate.start_generation(store, project.project_id, 2)
     gate.finish_generation(
@@ -184,6 +195,19 @@ def test_a_second_publish_with_nothing_new_changes_nothing(
     }
 
 
+class _Clock:
+    """A clock shared by the gateway and the local Notion that moves only as they wait."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_requests_are_paced_under_notions_rate(
     notion: Workspace, project: VideoProject, tmp_path: Path
 ) -> None:
@@ -191,8 +215,10 @@ def test_requests_are_paced_under_notions_rate(
     store = build_store_at(tmp_path)
     reviewed_project(store, project, tmp_path)
     workspace = NotionReviewSurface.connect(notion.config).workspace
-    notion.fake.set_rate_limit(3, burst=3)
-    paced = NotionGateway(notion.config.model_copy(update={"requests_per_second": 3}))
+    clock = _Clock()
+    notion.fake.set_rate_limit(3, burst=3, clock=clock.monotonic)
+    three_a_second = notion.config.model_copy(update={"requests_per_second": 3})
+    paced = NotionGateway(three_a_second, sleep=clock.sleep, monotonic=clock.monotonic)
     started = len(notion.fake.requests)
     surface = NotionReviewSurface(paced, workspace)
     for _ in range(9):
@@ -200,6 +226,7 @@ def test_requests_are_paced_under_notions_rate(
     answered = [record.status for record in notion.fake.requests[started:]]
     assert 429 not in answered
     assert len(answered) >= 9
+    assert clock.now == pytest.approx((len(answered) - 1) / 3)
 
 
 def test_bad_setup_is_reported_before_anything_is_uploaded(notion: Workspace) -> None:
@@ -215,7 +242,7 @@ def test_bad_setup_is_reported_before_anything_is_uploaded(notion: Workspace) ->
     notion.fake.share(notion.parent_page_id, notion.fake.token)
 
     gateway = NotionGateway(notion.config)
-    gateway.read(
+    gateway.send_repeatable(
         "drop a property",
         gateway.client.data_sources.update,
         data_source_id=notion.videos_source,
@@ -324,12 +351,12 @@ def test_a_clip_over_the_workspace_limit_stops_before_any_upload(
 
 
 def test_a_refused_upload_is_not_sent_again(notion: Workspace, tmp_path: Path) -> None:
-    """A 400 from Notion is no NotionError to retry: it stops at once, after one request."""
+    """A 400 from Notion is a permanent refusal: it stops at once, after one request."""
     notion.fake.set_plan("free")
     gateway = NotionGateway(notion.config)
     before = notion.fake.counts()
-    with pytest.raises(InputError, match="HTTP 400 validation_error"):
-        gateway.read(
+    with pytest.raises(PermanentNotionError, match="HTTP 400 validation_error"):
+        gateway.send_repeatable(
             "start a file upload",
             gateway.client.file_uploads.create,
             mode="multi_part",
@@ -363,7 +390,7 @@ def test_the_tasks_relation_is_found_by_what_it_points_to(tmp_path: Path) -> Non
         assert (problems, workspace is not None) == ([], True)
         NotionReviewSurface.connect(ready)
 
-        gateway.read(
+        gateway.send_repeatable(
             "drop the relation",
             gateway.client.data_sources.update,
             data_source_id=seeded.tasks_data_source_id,
@@ -384,7 +411,7 @@ def test_overload_529_waits_as_long_as_retry_after_says(notion: Workspace) -> No
     waits: list[float] = []
     gateway = NotionGateway(notion.config, sleep=waits.append)
     notion.fake.fail_next("GET", r"/v1/users/me$", "529", retry_after_s=4)
-    assert gateway.read("read the bot", gateway.client.users.me)["type"] == "bot"
+    assert gateway.send_repeatable("read the bot", gateway.client.users.me)["type"] == "bot"
     assert max(waits) == pytest.approx(4, abs=0.2)
 
     # The recorded waits took no time, so the first pacer still holds: use a fresh one.
@@ -414,7 +441,7 @@ def test_local_clips_are_uploaded_never_linked_as_files(
     store = build_store_at(tmp_path)
     reviewed_project(store, project, tmp_path)
     surface = NotionReviewSurface.connect(notion.config)
-    surface.gateway.read(
+    surface.gateway.send_repeatable(
         "make an old row",
         surface.gateway.client.pages.create,
         parent={"type": "data_source_id", "data_source_id": notion.videos_source},
@@ -452,3 +479,105 @@ def test_local_clips_link_to_the_public_review_page(
         assert blocks[1]["paragraph"]["rich_text"][0]["href"] == page
     assert notion.fake.counts()["POST /v1/file_uploads"] == 0
     assert "file:" not in _publish_everything(notion)
+
+
+def test_a_create_that_keeps_failing_stops_with_an_error_naming_the_row(
+    notion: Workspace, project: VideoProject, tmp_path: Path
+) -> None:
+    """Every create answered 500: the publish stops after its bounded tries, naming the row."""
+    store = build_store_at(tmp_path)
+    reviewed_project(store, project, tmp_path)
+    surface = NotionReviewSurface.connect(notion.config, sleep=_no_wait)
+    notion.fake.fail_next("POST", r"^/v1/pages$", "500", times=None)
+    before = notion.fake.counts()
+    with pytest.raises(TransientNotionError) as failing:
+        sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
+    assert str(failing.value).startswith(
+        "Notion kept failing to create the Video row of clip 1 for task page "
+        f"{notion.task_page_id} ({notion.config.max_attempts} tries, "
+    )
+    assert (notion.fake.counts() - before)["POST /v1/pages"] == notion.config.max_attempts
+    assert notion_rows(notion) == {}
+
+    notion.fake.clear_faults()
+    sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
+    _assert_rows_match_store(notion, store, project.project_id)
+
+
+def test_a_create_that_may_have_happened_is_looked_up_before_it_is_sent_again(
+    notion: Workspace, project: VideoProject, tmp_path: Path
+) -> None:
+    """Two creates answered 500, then one applied but answered 503: clip 1 still has one row."""
+    store = build_store_at(tmp_path)
+    reviewed_project(store, project, tmp_path)
+    surface = NotionReviewSurface.connect(notion.config, sleep=_no_wait)
+    notion.fake.fail_next("POST", r"^/v1/pages$", "500", times=2)
+    notion.fake.fail_next("POST", r"^/v1/pages$", "503", after_apply=True)
+    before = notion.fake.counts()
+    sync_project(surface, store, project.project_id, notion.task_page_id, upload=True)
+    _assert_rows_match_store(notion, store, project.project_id)
+    assert (notion.fake.counts() - before)["POST /v1/pages"] == 18 + 2
+    assert len(notion.fake.pages_in(notion.videos_source, include_trashed=True)) == 18
+
+
+@flow(name="publish-review-without-delays")
+def publish_without_retry_delays(project: VideoProject) -> None:
+    """The publish task as the video-review flow runs it, retried without waiting."""
+    publish_review.with_options(retry_delay_seconds=0)(project)
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_the_publish_task_stops_at_once_when_notion_refuses(
+    notion: Workspace,
+    settings: Settings,
+    project: VideoProject,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """An Error Log too long for Notion fails the publish task at its first run, unretried."""
+    notion.configure(monkeypatch)
+    monkeypatch.setenv("CLIPGATE_ROOM_PUBLIC_URL", "https://review.example.com")
+    in_notion = project.model_copy(update={"notion_page_id": notion.task_page_id})
+    store = build_store(settings)
+    reviewed_project(store, in_notion, tmp_path)
+    flag = ReviewDecision(decision="flag", clips=[5])
+    gate.record_decision(store, project.project_id, 1, flag, AnswerSource.CLI)
+    full = [{"type": "text", "text": {"content": "x" * 2000}}] * 100
+    ana = notion.fake.add_person("Ana")
+    notion.fake.edit_page_as_person(notion.task_page_id, {"Error Log": {"rich_text": full}}, ana)
+
+    before = notion.fake.counts()
+
+    refused = publish_without_retry_delays(in_notion, return_state=True).result(
+        raise_on_failure=False
+    )
+
+    assert isinstance(refused, PermanentNotionError)
+    assert "more than Notion's 100" in str(refused)
+    # Each run of the task queries the task's Video rows once.
+    assert (notion.fake.counts() - before)["POST /v1/data_sources/{id}/query"] == 1
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_the_publish_task_runs_again_while_notion_keeps_failing(
+    notion: Workspace,
+    settings: Settings,
+    project: VideoProject,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Notion answering every request 503: the publish task runs three times, then fails."""
+    notion.configure(monkeypatch)
+    in_notion = project.model_copy(update={"notion_page_id": notion.task_page_id})
+    reviewed_project(build_store(settings), in_notion, tmp_path)
+    notion.fake.inject_faults(1.0, kinds=("503",))
+    before = notion.fake.counts()
+
+    failed = publish_without_retry_delays(in_notion, return_state=True).result(
+        raise_on_failure=False
+    )
+
+    assert isinstance(failed, TransientNotionError)
+    # Each run of the task tries its first request, opening the Tasks database, in full.
+    opened = (notion.fake.counts() - before)["GET /v1/databases/{id}"]
+    assert opened == 3 * notion.config.max_attempts

@@ -8,16 +8,24 @@ from typing import Any
 
 import pytest
 
-from clipgate.models import VideoProject
+from clipgate import gate
+from clipgate.models import AnswerSource, ReviewDecision, VideoProject
 from clipgate.notion.poll import REPLY_PREFIX, ReviewAnswer, answer_for_page, read_answers
 from clipgate.notion.surface import NotionReviewSurface
+from clipgate.notion.sync import sync_project
 from clipgate.settings import Settings
 from clipgate.store import Store, open_store
 from clipgate.wiring import build_store
 from flows.notion_poll import notion_poll
-from flows.resume import waiting_review_key
+from prefect_glue.answers import waiting_review_key
 from tests.flow_helpers import FlowInThread, eventually, generations, paused_round
-from tests.notion_workspace import Workspace, notion_rows, reviewed_project, webhook_subscriber
+from tests.notion_workspace import (
+    Workspace,
+    notion_rows,
+    reviewed_project,
+    stored_clips,
+    webhook_subscriber,
+)
 
 # Longer than the default grace window (3 minutes) plus the minute Notion rounds away.
 GRACE_PASSED_S = 5 * 60
@@ -31,8 +39,9 @@ def notion_project(
     monkeypatch: pytest.MonkeyPatch,
     prefect_api_url: str,
 ) -> VideoProject:
-    """Settings that mirror the project to the local Notion, with links (no uploads)."""
+    """Settings that mirror the project to the local Notion, rows linked to the review room."""
     notion.configure(monkeypatch)
+    monkeypatch.setenv("CLIPGATE_ROOM_PUBLIC_URL", "https://review.example.com")
     return project.model_copy(update={"notion_page_id": notion.task_page_id})
 
 
@@ -99,43 +108,44 @@ def test_poll_flags_on_video_error_then_queued_and_approves(
 
 
 def test_notes_on_video_rows_flag_their_clips_and_old_lines_do_not(
-    notion: Workspace,
-    notion_project: VideoProject,
-    settings: Settings,
+    notion: Workspace, waiting: tuple[Store, str], tmp_path: Path
 ) -> None:
     """A reviewer's note on clip 7's row flags clip 7 with that note; last round's line does not."""
-    store = build_store(settings)
-    run = FlowInThread(notion_project)
-    run_id = paused_round(store, notion_project.project_id, 1)
-    eventually(
-        lambda: notion.fake.simple_properties(notion.task_page_id)["Status"] == "Video Ready",
-        "Video Ready in Notion",
-    )
+    store, _channel = waiting
+    project = store.project_by_notion_page(notion.task_page_id)
+    assert project is not None
+    surface = NotionReviewSurface.connect(notion.config)
+    room = f"https://review.example.com/projects/{project.project_id}"
+
+    def publish() -> None:
+        sync_project(
+            surface, store, project.project_id, notion.task_page_id, upload=False, review_page=room
+        )
+
+    publish()
     ana = notion.fake.add_person("Ana")
     _as_reviewer(notion, ana, **_status("Video Error"), **_error_log(notion, "clips 1-2"))
     _as_reviewer(notion, ana, **_status("Queued"))
-    assert notion_poll() == 1
-    paused_round(store, notion_project.project_id, 2)
-    eventually(
-        lambda: notion.fake.simple_properties(notion.task_page_id)["Status"] == "Video Ready",
-        "Video Ready again",
-    )
+    (first,) = read_answers(surface, store, None, frozenset())
+    assert (first.review_round, first.answer["clips"]) == (1, [1, 2])
+    decision = ReviewDecision.model_validate(first.answer)
+    gate.record_decision(store, project.project_id, 1, decision, AnswerSource.NOTION_POLL)
+    gate.start_generation(store, project.project_id, 2)
+    gate.finish_generation(store, project.project_id, 2, stored_clips(tmp_path, {1: 2, 2: 2}))
+    publish()
+    assert notion.fake.simple_properties(notion.task_page_id)["Status"] == "Video Ready"
 
     row = notion_rows(notion)[7]
     notion.fake.edit_page_as_person(
         row["id"], {"Notes": {"rich_text": [{"text": {"content": "jitter at 0:04"}}]}}, ana
     )
     _as_reviewer(notion, ana, **_status("Video Error"))
+    assert read_answers(surface, store, None, frozenset()) == []
     _as_reviewer(notion, ana, **_status("Queued"))
-    assert notion_poll() == 1
-    paused_round(store, notion_project.project_id, 3)
-    second = store.review_events(notion_project.project_id)[1]
-    assert second.clips == [7]
-    assert second.notes == [{"clip": 7, "note": "jitter at 0:04"}]
-    assert waiting_review_key(run_id) == "review-3"
-    _as_reviewer(notion, ana, **_status("Video Approved"))
-    assert notion_poll() == 1
-    assert run.finish().status == "audio_ready"
+    (second,) = read_answers(surface, store, None, frozenset())
+    assert (second.review_round, second.answer["clips"]) == (2, [7])
+    assert second.answer["notes"] == [{"clip": 7, "note": "jitter at 0:04"}]
+    assert second.answer["reviewer"] == ana
 
 
 @pytest.fixture
@@ -167,12 +177,13 @@ def test_a_line_typed_after_the_status_is_read_by_the_webhook_without_an_error_r
 
     ana = notion.fake.add_person("Ana")
     with webhook_subscriber(on_event) as subscriber:
-        notion.fake.subscribe_webhook(subscriber.url, "token", aggregation_s=0.5)
+        notion.fake.subscribe_webhook(subscriber.url, "token")
         _as_reviewer(notion, ana, **_status("Video Error"))
         subscriber.wait_for(1)
         assert answers == [None]
         _as_reviewer(notion, ana, **_error_log(notion, "Regenerate: clips 5, 12, 17"))
-        subscriber.wait_for(2)
+        # Notion sends the rest of the minute's edits when the minute is over.
+        notion.fake.advance_clock(60)
 
     assert len(answers) == 2
     flagged = answers[1]

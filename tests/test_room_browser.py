@@ -12,7 +12,7 @@ from clipgate.cli import main
 from clipgate.models import VideoProject
 from clipgate.settings import Settings
 from clipgate.wiring import build_store
-from flows.resume import waiting_review_key
+from prefect_glue.answers import waiting_review_key
 from tests.flow_helpers import FlowInThread, generations, paused_round
 from tests.room_helpers import chromium, running_room, screenshots_dir
 

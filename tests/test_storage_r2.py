@@ -8,6 +8,7 @@ import random
 import socket
 import struct
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.config import Config
+from botocore.exceptions import ReadTimeoutError
 from moto.core.authorization import enable_iam_authentication
 from pydantic import SecretStr
 
@@ -30,6 +32,7 @@ from clipgate.storage.r2 import (
     IMMUTABLE_CACHE_CONTROL,
     MIB,
     PRESIGNED_LINK_LIFETIME,
+    R2_RETRIES,
     R2Config,
     R2Storage,
     r2_storage,
@@ -135,7 +138,7 @@ def test_eighteen_clips_are_stored_once_and_a_second_run_uploads_nothing(
         for number in range(1, CLIP_COUNT + 1)
     }
 
-    first = [storage.store(clip_key(n), path, sha256_of(path)) for n, path in clips.items()]
+    first = [storage.put_clip(clip_key(n), path, sha256_of(path)) for n, path in clips.items()]
 
     assert all(stored.uploaded for stored in first)
     for stored in first:
@@ -151,7 +154,7 @@ def test_eighteen_clips_are_stored_once_and_a_second_run_uploads_nothing(
     assert storage.link_lifetime is None
 
     with sent_operations(storage.client) as sent:
-        second = [storage.store(clip_key(n), path, sha256_of(path)) for n, path in clips.items()]
+        second = [storage.put_clip(clip_key(n), path, sha256_of(path)) for n, path in clips.items()]
 
     assert not any(stored.uploaded for stored in second)
     assert sent == ["HeadObject"] * CLIP_COUNT
@@ -163,7 +166,7 @@ def test_reviewer_link_serves_a_ranged_get_with_206_and_the_right_bytes(
 ) -> None:
     """A player's Range request on the stored link gets 206 and exactly those bytes."""
     clip = write_clip(tmp_path / "clip.mp4", seed=3, size=300_000)
-    stored = r2_storage(make_config()).store(clip_key(3), clip, sha256_of(clip))
+    stored = r2_storage(make_config()).put_clip(clip_key(3), clip, sha256_of(clip))
 
     response = httpx.get(stored.url, headers={"Range": "bytes=1000-4999"})
 
@@ -185,7 +188,7 @@ def test_file_above_the_threshold_goes_up_in_equal_parts(
         part_sizes.append(int(request.headers["Content-Length"]))
 
     storage.client.meta.events.register("before-send.s3.UploadPart", record_part)
-    stored = storage.store(clip_key(12, attempt=2), large_clip, sha256_of(large_clip))
+    stored = storage.put_clip(clip_key(12, attempt=2), large_clip, sha256_of(large_clip))
 
     assert stored.uploaded
     assert part_sizes == [5 * MIB, 5 * MIB, MIB + 123]
@@ -205,7 +208,7 @@ def test_an_object_with_other_bytes_is_never_overwritten(
     clip = write_clip(tmp_path / "clip.mp4", seed=5, size=50_000)
 
     with pytest.raises(StorageError, match=key.object_key):
-        r2_storage(make_config()).store(key, clip, sha256_of(clip))
+        r2_storage(make_config()).put_clip(key, clip, sha256_of(clip))
 
     assert admin.get_object(Bucket=bucket, Key=key.object_key)["Body"].read() == b"an older clip"
 
@@ -235,10 +238,10 @@ def test_an_object_written_between_look_and_upload_is_not_overwritten(
     storage.client.meta.events.register("before-call.s3.PutObject", other_run_stores_first)
 
     if same_bytes:
-        assert not storage.store(key, clip, sha256_of(clip)).uploaded
+        assert not storage.put_clip(key, clip, sha256_of(clip)).uploaded
     else:
         with pytest.raises(StorageError, match=key.object_key):
-            storage.store(key, clip, sha256_of(clip))
+            storage.put_clip(key, clip, sha256_of(clip))
     assert admin.get_object(Bucket=bucket, Key=key.object_key)["Body"].read() == competitor
 
 
@@ -259,7 +262,7 @@ def test_a_multipart_upload_that_loses_the_race_is_aborted_and_overwrites_nothin
     )
 
     with pytest.raises(StorageError, match=key.object_key):
-        storage.store(key, large_clip, sha256_of(large_clip))
+        storage.put_clip(key, large_clip, sha256_of(large_clip))
 
     got = admin.get_object(Bucket=bucket, Key=key.object_key)["Body"].read()
     assert got == b"another run's clip"
@@ -294,10 +297,10 @@ def test_a_key_taken_while_parts_go_up_is_found_before_completing(
 
     with sent_operations(storage.client) as sent:
         if same_bytes:
-            assert not storage.store(key, large_clip, sha256_of(large_clip)).uploaded
+            assert not storage.put_clip(key, large_clip, sha256_of(large_clip)).uploaded
         else:
             with pytest.raises(StorageError, match=key.object_key):
-                storage.store(key, large_clip, sha256_of(large_clip))
+                storage.put_clip(key, large_clip, sha256_of(large_clip))
 
     assert "CompleteMultipartUpload" not in sent
     assert sent[-2:] == ["HeadObject", "AbortMultipartUpload"]
@@ -314,7 +317,7 @@ def test_a_thumbnail_goes_up_beside_its_clip(
     thumbnail.write_bytes(b"\xff\xd8\xff\xe0" + random.Random(7).randbytes(8_000) + b"\xff\xd9")
     thumbnail_key = key.object_key.removesuffix(".mp4") + ".jpg"
 
-    stored = r2_storage(make_config()).store_file(thumbnail_key, thumbnail, sha256_of(thumbnail))
+    stored = r2_storage(make_config()).put_file(thumbnail_key, thumbnail, sha256_of(thumbnail))
 
     assert stored.object_key == "history/proj-1/clip-07/attempt-2.jpg"
     head = admin.head_object(Bucket=bucket, Key=thumbnail_key)
@@ -330,7 +333,7 @@ def test_presigned_links_are_opt_in_and_expire_after_seven_days(
     storage = r2_storage(make_config(public_base_url="", presigned_links=True))
     clip = write_clip(tmp_path / "clip.mp4", seed=4, size=20_000)
 
-    stored = storage.store(clip_key(4), clip, sha256_of(clip))
+    stored = storage.put_clip(clip_key(4), clip, sha256_of(clip))
 
     assert storage.link_lifetime == PRESIGNED_LINK_LIFETIME
     assert "X-Amz-Expires=604800" in stored.url
@@ -485,8 +488,8 @@ def test_uploads_to_r2_carry_no_streaming_checksum_or_acl(tmp_path: Path, large_
     small = write_clip(tmp_path / "small.mp4", seed=1, size=30_000)
 
     with requests_kept_on_this_machine(storage.client) as sent:
-        single = storage.store(clip_key(1), small, sha256_of(small))
-        parts = storage.store(clip_key(2), large_clip, sha256_of(large_clip))
+        single = storage.put_clip(clip_key(1), small, sha256_of(small))
+        parts = storage.put_clip(clip_key(2), large_clip, sha256_of(large_clip))
 
     assert single.uploaded
     assert parts.uploaded
@@ -538,9 +541,9 @@ def test_the_header_check_catches_boto3s_default_streaming_checksum(tmp_path: Pa
     assert "x-amz-trailer" in streaming_checksum_headers(sent[0])
 
 
-def test_the_block_hands_its_settings_to_the_core_and_hides_the_secret() -> None:
-    """The R2 block builds the core's config field for field and never prints the secret."""
-    block = R2Bucket(
+def test_the_block_holds_the_core_config_and_hides_the_secret() -> None:
+    """The R2 block wraps the core's config as it is and never prints the secret."""
+    config = R2Config(
         account_id=ACCOUNT_ID,
         access_key_id=ACCESS_KEY_ID,
         secret_access_key=SecretStr(SECRET),
@@ -548,16 +551,125 @@ def test_the_block_hands_its_settings_to_the_core_and_hides_the_secret() -> None
         public_base_url="https://clips.example.com",
     )
 
-    config = block.r2_config()
+    block = R2Bucket(config=config)
 
-    assert config == R2Config(
-        account_id=ACCOUNT_ID,
-        access_key_id=ACCESS_KEY_ID,
-        secret_access_key=SecretStr(SECRET),
-        bucket="clips",
-        public_base_url="https://clips.example.com",
-    )
-    assert config.secret_access_key.get_secret_value() == SECRET
-    assert config.resolved_endpoint_url == R2_ENDPOINT
+    assert block.config == config
+    assert block.config.resolved_endpoint_url == R2_ENDPOINT
     assert SECRET not in repr(block)
     assert SECRET not in repr(config)
+
+
+# What R2 answers instead of moto: (HTTP status, S3 error code, headers), or an exception.
+Scripted = tuple[int, str, dict[str, str]] | Exception
+
+
+@contextmanager
+def r2_answers_first(
+    client: S3Client, operation: str, answers: list[Scripted]
+) -> Iterator[list[str]]:
+    """R2 gives these answers to the next `operation` requests; moto answers everything else.
+
+    Yields the names of the operations sent, scripted or not.
+    """
+    pending = deque(answers)
+    sent: list[str] = []
+
+    def answer(request: AWSPreparedRequest, event_name: str, **_: object) -> AWSResponse | None:
+        name = event_name.rsplit(".", 1)[-1]
+        sent.append(name)
+        if name != operation or not pending:
+            return None
+        scripted = pending.popleft()
+        if isinstance(scripted, Exception):
+            raise scripted
+        status, code, headers = scripted
+        response_headers = HTTPHeaders()
+        for header, value in headers.items():
+            response_headers[header] = value
+        body = f"<Error><Code>{code}</Code><Message>scripted {code}</Message></Error>"
+        return AWSResponse(request.url, status, response_headers, _Body(body.encode()))
+
+    client.meta.events.register("before-send.s3", answer)  # type: ignore[arg-type]
+    try:
+        yield sent
+    finally:
+        client.meta.events.unregister("before-send.s3", answer)  # type: ignore[arg-type]
+
+
+def retry_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warnings the retry policy logged, one per retry."""
+    return [r.getMessage() for r in caplog.records if r.name == "clipgate.retries"]
+
+
+def test_r2_slowing_an_upload_down_is_ridden_out_after_its_retry_after(
+    make_config: Callable[..., R2Config],
+    admin: S3Client,
+    bucket: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """503 SlowDown with Retry-After: 2, then moto: sent again after the 2 s asked, stored once."""
+    storage = r2_storage(make_config())
+    clip = write_clip(tmp_path / "clip.mp4", seed=7, size=40_000)
+    slow_down: Scripted = (503, "SlowDown", {"Retry-After": "2"})
+
+    with r2_answers_first(storage.client, "PutObject", [slow_down]) as sent:
+        stored = storage.put_clip(clip_key(7), clip, sha256_of(clip))
+
+    assert stored.uploaded
+    assert sent.count("PutObject") == 2
+    key = clip_key(7).object_key
+    assert admin.get_object(Bucket=bucket, Key=key)["Body"].read() == clip.read_bytes()
+    (warning,) = retry_warnings(caplog)
+    assert warning.startswith(f"R2 upload of {key}: ")
+    assert "SlowDown" in warning
+    assert warning.endswith("; retry 1 of 5 in 2.0 s")
+
+
+def test_a_look_up_that_times_out_is_sent_again(
+    make_config: Callable[..., R2Config], tmp_path: Path
+) -> None:
+    """A HeadObject whose answer never came is repeated; the upload then goes ahead."""
+    storage = r2_storage(make_config())
+    clip = write_clip(tmp_path / "clip.mp4", seed=8, size=40_000)
+    timeout = ReadTimeoutError(endpoint_url=storage.config.resolved_endpoint_url)
+
+    with r2_answers_first(storage.client, "HeadObject", [timeout]) as sent:
+        stored = storage.put_clip(clip_key(8), clip, sha256_of(clip))
+
+    assert stored.uploaded
+    assert sent == ["HeadObject", "HeadObject", "PutObject"]
+
+
+def test_an_upload_r2_keeps_failing_stops_after_the_policys_attempts(
+    make_config: Callable[..., R2Config], tmp_path: Path
+) -> None:
+    """500 on every PutObject: exactly R2_RETRIES.attempts sent (boto3 adds none), then an error."""
+    storage = r2_storage(make_config())
+    clip = write_clip(tmp_path / "clip.mp4", seed=9, size=40_000)
+    failing: list[Scripted] = [(500, "InternalError", {})] * 20
+
+    with (
+        r2_answers_first(storage.client, "PutObject", failing) as sent,
+        pytest.raises(StorageError, match="InternalError"),
+    ):
+        storage.put_clip(clip_key(9), clip, sha256_of(clip))
+
+    assert sent.count("PutObject") == R2_RETRIES.attempts
+
+
+def test_a_refused_upload_is_not_retried(
+    make_config: Callable[..., R2Config], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """403 AccessDenied on PutObject: one request, a configuration error, no retry warning."""
+    storage = r2_storage(make_config())
+    clip = write_clip(tmp_path / "clip.mp4", seed=10, size=40_000)
+
+    with (
+        r2_answers_first(storage.client, "PutObject", [(403, "AccessDenied", {})]) as sent,
+        pytest.raises(ConfigurationError, match="AccessDenied"),
+    ):
+        storage.put_clip(clip_key(10), clip, sha256_of(clip))
+
+    assert sent.count("PutObject") == 1
+    assert retry_warnings(caplog) == []

@@ -29,9 +29,12 @@ from clipgate.wiring import build_store
 from deployments.serve import NOTION_POLL, VIDEO_REVIEW
 from deployments.webhook import WebhookReceiver
 from flows.notion_poll import notion_poll
-from flows.resume import waiting_review_key
+from prefect_glue.answers import waiting_review_key
 from tests.flow_helpers import answer, eventually, generations
 from tests.notion_workspace import Workspace
+from tests.ports import free_port
+
+pytestmark = pytest.mark.end_to_end
 
 WEBHOOK_SECRET = "secret_webhook_token"  # noqa: S105
 
@@ -42,7 +45,12 @@ def serving(api_url: str) -> Iterator[subprocess.Popen[bytes]]:
     server = subprocess.Popen(
         [sys.executable, "-m", "clipgate.cli", "serve"],
         # The runner looks for resumed runs every 10 s by default; tests need not wait that.
-        env={**os.environ, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
+        env={
+            **os.environ,
+            "PREFECT_API_URL": api_url,
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            "CLIPGATE_ROOM_PORT": str(free_port()),
+        },
         stdout=subprocess.DEVNULL,
         start_new_session=True,
     )

@@ -13,8 +13,8 @@ from clipgate.errors import AnswerRefused
 from clipgate.models import VideoProject
 from clipgate.settings import Settings
 from clipgate.wiring import build_store
-from flows.resume import answer_review, waiting_review_key
 from flows.video_review import video_review
+from prefect_glue.answers import answer_review, waiting_review_key
 from tests.flow_helpers import (
     FlowInThread,
     answer,
@@ -52,10 +52,10 @@ def test_flag_then_approve_remakes_only_flagged_clips(
     attempts = {clip.number: clip.attempt for clip in summary.clips}
     assert attempts == {n: 2 if n in (5, 12, 17) else 1 for n in range(1, 19)}
     for clip in summary.clips:
-        info = mp4.inspect(Path(clip.path))
+        info = mp4.inspect(Path(clip.location))
         assert info.faststart
         assert clip.duration_s == pytest.approx(1.0, abs=0.15)
-        assert clip.path.endswith(f"clip-{clip.number:02d}/attempt-{clip.attempt}.mp4")
+        assert clip.location.endswith(f"clip-{clip.number:02d}/attempt-{clip.attempt}.mp4")
     assert len(summary.narration) == 18
     for audio in summary.narration:
         with wave.open(audio) as spoken:

@@ -24,7 +24,8 @@ from clipgate.settings import Settings, load_settings
 from clipgate.states import Status
 from clipgate.wiring import build_store
 from deployments.setup import ensure_concurrency_limits
-from tasks.clips import GENERATION_LIMITS, produce_clip, retry_only_transient
+from prefect_glue.run_settings import GENERATION_LIMITS
+from tasks.clips import produce_clip, retry_only_transient
 from tests.fakes.kling_server import KlingFake
 from tests.flow_helpers import FlowInThread, answer, paused_round
 

@@ -59,7 +59,7 @@ def test_clips_of_an_r2_channel_are_linked_from_the_bucket(
     for clip in summary.clips:
         key = f"{project.channel}/{project.project_id}/clip-{clip.number:02d}/attempt-1.mp4"
         assert clip.url == f"{r2_channel}/{key}"
-        assert clip.path == f"r2://{r2_channel.rsplit('/', 1)[1]}/{key}"
+        assert clip.location == f"r2://{r2_channel.rsplit('/', 1)[1]}/{key}"
     first = summary.clips[0]
     whole = httpx.get(first.url)
     assert whole.status_code == 200

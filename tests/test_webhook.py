@@ -16,7 +16,7 @@ from clipgate.notion.webhook import sign
 from clipgate.settings import Settings, load_settings
 from clipgate.wiring import build_store
 from deployments.webhook import WebhookReceiver
-from flows.resume import waiting_review_key
+from prefect_glue.answers import waiting_review_key
 from tests.flow_helpers import FlowInThread, eventually, paused_round
 from tests.notion_workspace import Workspace
 

@@ -1,5 +1,7 @@
 """The default generator: ffmpeg animates the still with a zoom or pan, no credentials.
 
+Clips come out faststart (moov before mdat), written so by the encoder.
+
 The motion prompt picks the camera move ("zoom out", "pan left", ...; zoom in by
 default); each new attempt of a clip moves differently, as a regenerated clip should.
 """
@@ -49,7 +51,9 @@ class LocalMotionGenerator:
                 [
                     *("-i", str(spec.composite_image), "-vf", video_filter),
                     *("-frames:v", str(frames), "-c:v", "libx264", "-preset", "veryfast"),
-                    *("-crf", "26", "-an", str(partial)),
+                    # Moov first from the encoder itself, so the pipeline's faststart finds
+                    # the clip streamable and writes nothing.
+                    *("-crf", "26", "-an", "-movflags", "+faststart", str(partial)),
                 ],
                 what=f"animate clip {key.number}",
             )

@@ -1,29 +1,34 @@
 """Every Notion request goes through here: one pinned API version, a shared rate, retries.
 
 notion-client's own retries are off: this gateway paces every request of the process to
-the configured average (Notion allows about 3 a second per integration), honours
-Retry-After, and retries what is safe to retry. A write that may have been applied
-(a timeout or 5xx on a create or append) is not blindly repeated: it raises
-`AmbiguousWrite`, and the caller looks the result up before trying again.
+the configured average (Notion allows about 3 a second per integration) and retries with
+the shared policy (`clipgate.retries`), bounded by `max_attempts` and `retry_budget_s`.
+
+- `send_repeatable` is for a request that is safe to send again: a read, or a write that
+  sets values. After a 409, a 5xx or a timeout it is sent again.
+- `write_once` is for a request that adds something (a page, blocks, an upload). After a
+  409, a 5xx or a timeout it may have been applied, so it is not repeated: it raises
+  `AmbiguousWrite`, and the caller looks the result up before writing again.
 
 Notion answers 429 `rate_limited` and 529 `service_overload` before doing any work and
-asks the client to come back after Retry-After; notion-client 3.1 does not know the 529
-code (it raises a bare HTTPResponseError), so both are recognised here by status. A 400
-or 413 is a refusal that sending again cannot change: it is never retried.
+asks the client to come back after Retry-After, so both kinds are sent again after it,
+and nobody in this process sends before then. notion-client 3.1 does not know the 529
+code (it raises a bare HTTPResponseError), so both are recognised here by status.
+
+What is left is raised as one of the error tree's Notion errors: `PermanentNotionError`
+for a refusal that sending again cannot change (400, 413, any other 4xx), and
+`TransientNotionError` once the retries are spent. 401, 403 and 404 are set-up problems
+(`ConfigurationError`) that say what to fix.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from notion_client import Client
@@ -31,15 +36,20 @@ from notion_client.client import ClientOptions
 from notion_client.errors import HTTPResponseError, RequestTimeoutError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from clipgate.errors import ConfigurationError, InputError, NotionError
+from clipgate.errors import (
+    AmbiguousWrite,
+    ConfigurationError,
+    PermanentNotionError,
+    TransientNotionError,
+)
+from clipgate.retries import RetryPolicy, Verdict, retry_after_s
 
 NOTION_VERSION = "2025-09-03"
 
-logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Notion refuses these before doing any work, and says when to come back (Retry-After).
 _COME_BACK_LATER = {429: "rate_limited", 529: "service_overload"}
-_RETRYABLE_STATUSES = {409, 500, 502, 503, 504, *_COME_BACK_LATER}
 
 
 class NotionConfig(BaseModel):
@@ -54,7 +64,17 @@ class NotionConfig(BaseModel):
     )
     base_url: str = Field(default="https://api.notion.com", description="Notion API host")
     requests_per_second: float = Field(default=3.0, gt=0, le=50)
-    max_attempts: int = Field(default=8, ge=1, le=20)
+    max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=20,
+        description="How often one request, or one write looked up and sent again, is tried",
+    )
+    retry_budget_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long one request, or one write looked up and sent again, is retried",
+    )
     timeout_s: float = Field(default=30.0, gt=0)
     feedback_grace_s: float = Field(
         default=180.0,
@@ -64,21 +84,18 @@ class NotionConfig(BaseModel):
     )
 
 
-class AmbiguousWrite(Exception):
-    """A write failed in a way that may still have applied it; look before writing again."""
-
-
 class _Pacer:
     """Spaces requests evenly so the average never passes the configured rate."""
 
-    def __init__(self, per_second: float) -> None:
+    def __init__(self, per_second: float, monotonic: Callable[[], float]) -> None:
         self.interval = 1.0 / per_second
-        self.next_slot = time.monotonic()
+        self.monotonic = monotonic
+        self.next_slot = monotonic()
         self.lock = threading.Lock()
 
     def wait_turn(self, sleep: Callable[[float], None]) -> None:
         with self.lock:
-            now = time.monotonic()
+            now = self.monotonic()
             slot = max(now, self.next_slot)
             self.next_slot = slot + self.interval
         sleep(max(0.0, slot - now))
@@ -86,21 +103,43 @@ class _Pacer:
     def hold_back(self, seconds: float) -> None:
         """Notion asked us to wait (Retry-After): nobody in this process sends until then."""
         with self.lock:
-            self.next_slot = max(self.next_slot, time.monotonic() + seconds)
+            self.next_slot = max(self.next_slot, self.monotonic() + seconds)
 
 
 @cache
-def _shared_pacer(base_url: str, token_digest: str, per_second: float) -> _Pacer:
-    return _Pacer(per_second)
+def _shared_pacer(
+    base_url: str, token_digest: str, per_second: float, monotonic: Callable[[], float]
+) -> _Pacer:
+    return _Pacer(per_second, monotonic)
+
+
+class _ComeBackLater(Exception):
+    """Notion refused before doing any work and said when to come back."""
+
+    def __init__(self, failure: str, wait_s: float | None) -> None:
+        super().__init__(failure)
+        self.wait_s = wait_s
+
+
+class _MaybeApplied(Exception):
+    """A 409, 5xx or timeout: the request may or may not have been applied."""
 
 
 class NotionGateway:
     """A notion-client Client plus pacing and retries; counts the requests it sends.
 
-    `sleep` is how the gateway waits (for its turn, Retry-After and backoff).
+    `sleep` and `monotonic` are how the gateway waits for its turn (also after a
+    Retry-After) and tells the time for it; one pace is shared by every gateway of the
+    process on the same integration and clock. The retry policy's backoff waits as
+    `clipgate.retries` does.
     """
 
-    def __init__(self, config: NotionConfig, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        config: NotionConfig,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self.sleep = sleep
         self.client = Client(
@@ -113,16 +152,52 @@ class NotionGateway:
             )
         )
         digest = hashlib.sha256(config.token.get_secret_value().encode()).hexdigest()
-        self.pacer = _shared_pacer(config.base_url, digest, config.requests_per_second)
+        self.pacer = _shared_pacer(config.base_url, digest, config.requests_per_second, monotonic)
+        self.retries = RetryPolicy(
+            attempts=config.max_attempts,
+            timeout_s=config.retry_budget_s,
+            wait_initial_s=0.5,
+            wait_max_s=30.0,
+        )
         self.requests_sent = 0
 
-    def read(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A request that changes nothing (or sets values): retried until it succeeds."""
+    def send_repeatable(
+        self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """A request that is safe to send again (a read, or setting values): retried."""
         return self._send(what, call, args, kwargs, repeatable=True)
 
     def write_once(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """A request that adds something: raises AmbiguousWrite if it may have applied."""
         return self._send(what, call, args, kwargs, repeatable=False)
+
+    def write_or_find(self, what: str, write: Callable[[], T], find: Callable[[], T | None]) -> T:
+        """`write()` again until it goes through, or until `find()` finds what it made.
+
+        `write` is made of `write_once` requests; after it raised AmbiguousWrite, `find`
+        looks for its result before it is sent again (None: not there). Bounded like every
+        retry; raises TransientNotionError naming `what` when the retries are spent.
+        """
+        attempts = 0
+
+        def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
+            found = find() if attempts > 1 else None
+            return write() if found is None else found
+
+        try:
+            return self.retries.call(
+                attempt,
+                retryable=lambda error: isinstance(error, AmbiguousWrite),
+                label=f"Notion: {what}",
+            )
+        except AmbiguousWrite as error:
+            raise TransientNotionError(
+                f"Notion kept failing to {what} ({attempts} tries, each answered with a 409, "
+                "a 5xx or a timeout); the run can be retried later, and it looks for what "
+                "earlier tries made before writing again, so nothing is added twice"
+            ) from error
 
     def _send(
         self,
@@ -132,34 +207,52 @@ class NotionGateway:
         kwargs: dict[str, Any],
         repeatable: bool,
     ) -> Any:
-        last_failure = ""
-        for attempt in range(1, self.config.max_attempts + 1):
-            self.pacer.wait_turn(self.sleep)
-            self.requests_sent += 1
-            try:
-                return call(*args, **kwargs)
-            except HTTPResponseError as error:
-                if error.status not in _RETRYABLE_STATUSES:
-                    raise _explained(what, error) from None
-                last_failure = f"HTTP {error.status} {_code_of(error)}"
-                if error.status in _COME_BACK_LATER:
-                    self.pacer.hold_back(_retry_after_s(error))
-                    continue
-                # A 409 or 5xx may come after the change was made.
-                applied_maybe = not repeatable
-            except (RequestTimeoutError, httpx.TimeoutException, httpx.TransportError) as error:
-                last_failure = type(error).__name__
-                applied_maybe = not repeatable
-            logger.warning("Notion %s: %s (attempt %d)", what, last_failure, attempt)
-            if applied_maybe:
-                raise AmbiguousWrite(what)
-            if attempt < self.config.max_attempts:
-                self.sleep(_backoff_s(attempt))
-        raise NotionError(
-            f"Notion {what} kept failing after {self.config.max_attempts} attempts "
-            f"(last: {last_failure}); Notion may be down or overloaded: the run can be "
-            "retried later and will not duplicate rows"
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            return self._attempt(what, call, args, kwargs)
+
+        def verdict(error: Exception) -> Verdict:
+            if isinstance(error, _ComeBackLater):
+                return True if error.wait_s is None else error.wait_s
+            return repeatable and isinstance(error, _MaybeApplied)
+
+        try:
+            return self.retries.call(attempt, retryable=verdict, label=f"Notion: {what}")
+        except _MaybeApplied as error:
+            if not repeatable:
+                raise AmbiguousWrite(
+                    f"Notion answered {error} when asked to {what}, and may have done it"
+                ) from None
+            failure = str(error)
+        except _ComeBackLater as error:
+            failure = str(error)
+        raise TransientNotionError(
+            f"Notion kept failing to {what} ({attempts} attempts, last: {failure}); Notion "
+            "may be down or overloaded: the run can be retried later and will not duplicate rows"
         )
+
+    def _attempt(
+        self, what: str, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        self.pacer.wait_turn(self.sleep)
+        self.requests_sent += 1
+        try:
+            return call(*args, **kwargs)
+        except HTTPResponseError as error:
+            failure = f"HTTP {error.status} {_code_of(error)}"
+            if error.status in _COME_BACK_LATER:
+                asked = retry_after_s(error.headers.get("retry-after") if error.headers else None)
+                self.pacer.hold_back(1.0 if asked is None else asked)
+                raise _ComeBackLater(failure, asked) from None
+            # A conflict or a server error may come after the change was made.
+            if error.status == 409 or error.status >= 500:
+                raise _MaybeApplied(failure) from None
+            raise _explained(what, error) from None
+        except (RequestTimeoutError, httpx.TimeoutException, httpx.TransportError) as error:
+            raise _MaybeApplied(type(error).__name__) from None
 
 
 def _code_of(error: HTTPResponseError) -> str:
@@ -168,25 +261,6 @@ def _code_of(error: HTTPResponseError) -> str:
     if code in ("", "notionhq_client_response_error"):
         return _COME_BACK_LATER.get(error.status, code)
     return code
-
-
-def _retry_after_s(error: HTTPResponseError) -> float:
-    """Seconds Notion asked us to wait: Retry-After as seconds or an HTTP date; else 1."""
-    value = (error.headers.get("retry-after") if error.headers else None) or ""
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return 1.0
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
-def _backoff_s(attempt: int) -> float:
-    backoff: float = min(30.0, 0.5 * 2 ** (attempt - 1))
-    return backoff * (0.5 + random.random() / 2)
 
 
 def _explained(what: str, error: HTTPResponseError) -> Exception:
@@ -206,8 +280,4 @@ def _explained(what: str, error: HTTPResponseError) -> Exception:
             f"the integration may not {what}: give it read, update and insert content "
             "capabilities in Notion's integration settings"
         )
-    if error.status in (400, 413):
-        # The request itself is wrong (too long, too large, not allowed): sending it again
-        # cannot succeed, so this is no NotionError (which the publish task retries).
-        return InputError(f"Notion refused to {what} (HTTP {error.status} {code}): {error}")
-    return NotionError(f"Notion refused to {what}: {error}")
+    return PermanentNotionError(f"Notion refused to {what} (HTTP {error.status} {code}): {error}")

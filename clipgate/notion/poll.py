@@ -24,14 +24,18 @@ from typing import Any
 
 from clipgate.errors import FeedbackError
 from clipgate.feedback import parse_clip_numbers
-from clipgate.notion.surface import NotionReviewSurface, rich_text_of
+from clipgate.notion.reads import parse_instant, rich_text_of
+from clipgate.notion.surface import NotionReviewSurface
 from clipgate.states import Status
 from clipgate.store import ProjectRow, Store, as_utc, utc_now
 
 # Notion rounds last_edited_time down to the minute: look back further than that.
 OVERLAP = timedelta(minutes=2)
 ROUNDING = timedelta(minutes=1)
-WATCHED = ("Video Approved", "Video Error", "Queued")
+# The task statuses a reviewer sets to answer: approve, flag, or flag and queue at once.
+WATCHED = tuple(
+    status.label for status in (Status.VIDEO_APPROVED, Status.VIDEO_ERROR, Status.QUEUED)
+)
 REPLY_PREFIX = "clipgate:"
 
 
@@ -166,7 +170,7 @@ def _grace(surface: NotionReviewSurface) -> timedelta:
 
 def _grace_over(surface: NotionReviewSurface, page: dict[str, Any]) -> bool:
     """True once the reviewer has had the grace window since their last edit of the page."""
-    edited = datetime.fromisoformat(str(page["last_edited_time"]).replace("Z", "+00:00"))
+    edited = parse_instant(str(page["last_edited_time"]))
     return utc_now() >= edited + ROUNDING + _grace(surface)
 
 

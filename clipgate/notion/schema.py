@@ -9,13 +9,24 @@ that relation is always found by the data source it points to, under any name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from clipgate.errors import ConfigurationError
 from clipgate.notion.gateway import NotionGateway
 from clipgate.states import NOTION_LABELS
 
-VIDEO_STATUSES = ("pending", "generated", "approved", "rejected")
+
+class VideoRowStatus(StrEnum):
+    """The Status select of a Video row: clipgate sets generated, a reviewer may reject."""
+
+    PENDING = "pending"
+    GENERATED = "generated"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+VIDEO_STATUSES = tuple(VideoRowStatus)
 
 VIDEOS_PROPERTIES: dict[str, str] = {
     "Name": "title",
@@ -56,7 +67,7 @@ class Workspace:
 
 def data_source_of(gateway: NotionGateway, database_id: str, name: str) -> str:
     """The id of the (first) data source of a database."""
-    database = gateway.read(
+    database = gateway.send_repeatable(
         f"open the {name} database", gateway.client.databases.retrieve, database_id=database_id
     )
     sources = database.get("data_sources") or []
@@ -130,7 +141,7 @@ def create_videos_database(
         "File": {"files": {}},
         "Duration": {"number": {"format": "number"}},
         "Generated Date": {"date": {}},
-        "Status": {"select": {"options": [{"name": status} for status in VIDEO_STATUSES]}},
+        "Status": {"select": {"options": [{"name": status.value} for status in VIDEO_STATUSES]}},
         "Notes": {"rich_text": {}},
         "Attempt": {"number": {"format": "number"}},
         "Task": {
@@ -165,7 +176,7 @@ def create_videos_database(
         if name not in tasks:
             additions[name] = {kind: {}}
     if additions:
-        gateway.read(
+        gateway.send_repeatable(
             "add review properties to Tasks",
             gateway.client.data_sources.update,
             data_source_id=tasks_source,
@@ -175,7 +186,7 @@ def create_videos_database(
 
 
 def _properties(gateway: NotionGateway, source: str, name: str) -> dict[str, Any]:
-    described = gateway.read(
+    described = gateway.send_repeatable(
         f"read the {name} schema", gateway.client.data_sources.retrieve, data_source_id=source
     )
     properties: dict[str, Any] = described.get("properties", {})

@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from clipgate.errors import InputError
 from clipgate.notion.gateway import NotionConfig
-from clipgate.notion.surface import ClipForReview, NotionReviewSurface, TaskReviewState
+from clipgate.notion.rows import ClipForReview
+from clipgate.notion.surface import NotionReviewSurface, TaskReviewState
 from clipgate.states import Status
 from clipgate.store import Store, as_utc, utc_now
 
@@ -45,15 +46,15 @@ def sync_project(
             on_the_web = urlsplit(clip.url).scheme in ("http", "https")
             to_upload = upload or (not on_the_web and not review_page)
             shown.append(
-                ClipForReview(
-                    number=clip.number,
-                    attempt=clip.attempt,
-                    duration_s=clip.duration_s,
-                    generated_at=as_utc(clip.updated_at) or utc_now(),
-                    url=clip.url if on_the_web or to_upload else review_page,
-                    local_file=Path(clip.location) if to_upload else None,
-                    upload=to_upload,
-                    url_is_review_page=not on_the_web and not to_upload,
+                ClipForReview.model_validate(
+                    {
+                        **clip.stored_fields(),
+                        "url": clip.url if on_the_web or to_upload else review_page,
+                        "generated_at": as_utc(clip.updated_at) or utc_now(),
+                        "local_file": Path(clip.location) if to_upload else None,
+                        "upload": to_upload,
+                        "url_is_review_page": not on_the_web and not to_upload,
+                    }
                 )
             )
         surface.publish_clips(task_page_id, shown, row.channel)

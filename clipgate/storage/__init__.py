@@ -32,10 +32,10 @@ class ClipStorage(Protocol):
     @property
     def name(self) -> str: ...
 
-    def store(self, key: ClipKey, clip: Path, sha256: str) -> StoredObject:
+    def put_clip(self, key: ClipKey, clip: Path, sha256: str) -> StoredObject:
         """Store a finished clip under `key.object_key`."""
         ...
 
-    def store_file(self, object_key: str, path: Path, sha256: str) -> StoredObject:
+    def put_file(self, object_key: str, path: Path, sha256: str) -> StoredObject:
         """Store a companion file (a thumbnail) under `object_key`."""
         ...

@@ -29,10 +29,10 @@ class LocalStorage:
     root: Path
     name: str = "local"
 
-    def store(self, key: ClipKey, clip: Path, sha256: str) -> StoredObject:
-        return self.store_file(key.object_key, clip, sha256)
+    def put_clip(self, key: ClipKey, clip: Path, sha256: str) -> StoredObject:
+        return self.put_file(key.object_key, clip, sha256)
 
-    def store_file(self, object_key: str, path: Path, sha256: str) -> StoredObject:
+    def put_file(self, object_key: str, path: Path, sha256: str) -> StoredObject:
         target = self.root / object_key
         size = path.stat().st_size
         if target.exists():
@@ -52,7 +52,7 @@ class LocalStorage:
             # once, exactly one puts its file in place.
             os.link(partial, target)
         except FileExistsError:
-            return self.store_file(object_key, path, sha256)
+            return self.put_file(object_key, path, sha256)
         finally:
             partial.unlink()
         return self._stored(object_key, target, size, sha256, uploaded=True)

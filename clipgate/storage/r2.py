@@ -22,6 +22,13 @@ What is assumed, or not depended on:
 - boto3 >= 1.36 streams uploads as aws-chunked bodies with a CRC32 trailer, which R2
   refuses (seen in practice); the client computes checksums only when an operation
   requires one.
+
+Every request here is safe to send again (reads, writes conditional on If-None-Match,
+parts that replace themselves, an abort), so each one is retried by `R2_RETRIES`
+(clipgate.retries) when R2 throttles (429, SlowDown), fails inside (5xx, InternalError)
+or the connection times out or drops, after R2's Retry-After when it sends one.
+botocore's own retries are off, so that policy is the only one. A refused connection or
+an unknown host is a wrong endpoint, and a 4xx a refusal: neither is retried.
 """
 
 from __future__ import annotations
@@ -30,18 +37,25 @@ import logging
 import math
 import mimetypes
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import quote, urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    HTTPClientError,
+)
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from clipgate.errors import ConfigurationError, StorageError
 from clipgate.models import ClipKey
+from clipgate.retries import RetryPolicy, Verdict, retry_after_s
 from clipgate.storage import StoredObject
 
 if TYPE_CHECKING:
@@ -49,6 +63,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 MIB = 1024 * 1024
 MIN_PART_BYTES = 5 * MIB
@@ -68,6 +85,11 @@ _SIGNATURE_CODES = {"SignatureDoesNotMatch"}
 _MISSING_BUCKET_CODES = {"404", "NoSuchBucket", "NotFound"}
 _MISSING_OBJECT_CODES = {"404", "NoSuchKey", "NotFound"}
 _ALREADY_EXISTS_CODES = {"412", "PreconditionFailed"}
+_RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
+_RETRYABLE_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"}
+
+R2_RETRIES = RetryPolicy(attempts=6, timeout_s=300.0, wait_initial_s=1.0, wait_max_s=20.0)
+"""How each R2 request is retried: 6 tries within 5 minutes, waits doubling from 1 s to 16 s."""
 
 
 class R2Config(BaseModel):
@@ -129,7 +151,7 @@ def build_r2_client(config: R2Config) -> S3Client:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
             s3={"addressing_style": "path"},
-            retries={"mode": "standard", "max_attempts": 3},
+            retries={"mode": "standard", "total_max_attempts": 1},
         ),
     )
 
@@ -178,6 +200,20 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def _retryable(error: Exception) -> Verdict:
+    """R2 throttling, failing inside or the connection dropping: retried, after Retry-After."""
+    if isinstance(error, ClientError):
+        metadata = error.response.get("ResponseMetadata", {})
+        if (
+            metadata.get("HTTPStatusCode") not in _RETRYABLE_STATUSES
+            and _error_code(error) not in _RETRYABLE_CODES
+        ):
+            return False
+        asked = retry_after_s(metadata.get("HTTPHeaders", {}).get("retry-after"))
+        return True if asked is None else asked
+    return isinstance(error, HTTPClientError | ConnectTimeoutError)
+
+
 class R2Storage:
     """Stores each clip once in an R2 bucket under its object key; never overwrites other bytes.
 
@@ -202,7 +238,7 @@ class R2Storage:
         """Fail with a ConfigurationError saying what to fix unless the bucket is reachable."""
         bucket = self.config.bucket
         try:
-            self.client.head_bucket(Bucket=bucket)
+            self._request(f"look-up of bucket {bucket}", self.client.head_bucket, Bucket=bucket)
         except ClientError as error:
             raise self._client_error_as_configuration(error) from error
         except BotoCoreError as error:
@@ -211,11 +247,11 @@ class R2Storage:
                 f"({type(error).__name__}): check account_id (or endpoint_url) and the network"
             ) from error
 
-    def store(self, key: ClipKey, clip: Path, sha256: str) -> StoredObject:
+    def put_clip(self, key: ClipKey, clip: Path, sha256: str) -> StoredObject:
         """Upload a finished clip under its clip key's object key, unless it is already there."""
-        return self.store_file(key.object_key, clip, sha256, CLIP_CONTENT_TYPE)
+        return self.put_file(key.object_key, clip, sha256, CLIP_CONTENT_TYPE)
 
-    def store_file(
+    def put_file(
         self, object_key: str, path: Path, sha256: str, content_type: str | None = None
     ) -> StoredObject:
         """Upload any file (a thumbnail beside its clip) under `object_key`, unless already there.
@@ -240,8 +276,12 @@ class R2Storage:
                 if not self._put_in_parts(path, size, sha256, upload_args):
                     return self._stored(object_key, size, sha256, uploaded=False)
             else:
-                with path.open("rb") as body:
-                    self.client.put_object(Body=body, IfNoneMatch="*", **upload_args)
+
+                def put_once() -> None:
+                    with path.open("rb") as body:
+                        self.client.put_object(Body=body, IfNoneMatch="*", **upload_args)
+
+                self._request(f"upload of {object_key}", put_once)
         except ClientError as error:
             # PreconditionFailed: another run stored this key between our look and our upload.
             if _error_code(error) in _ALREADY_EXISTS_CODES and self._already_holds(
@@ -269,7 +309,12 @@ class R2Storage:
     def _already_holds(self, object_key: str, size: int, sha256: str) -> bool:
         """True if the object holds these bytes, False if absent; StorageError if other bytes."""
         try:
-            head = self.client.head_object(Bucket=self.config.bucket, Key=object_key)
+            head = self._request(
+                f"look-up of {object_key}",
+                self.client.head_object,
+                Bucket=self.config.bucket,
+                Key=object_key,
+            )
         except ClientError as error:
             if _error_code(error) in _MISSING_OBJECT_CODES:
                 return False
@@ -296,12 +341,18 @@ class R2Storage:
         # several clips at once, so threads here would only add memory.
         part_bytes = max(self.config.multipart_part_bytes, math.ceil(size / MAX_PARTS))
         bucket, object_key = upload_args["Bucket"], upload_args["Key"]
-        upload_id = self.client.create_multipart_upload(**upload_args)["UploadId"]
+        upload_id = self._request(
+            f"start of the upload of {object_key}",
+            self.client.create_multipart_upload,
+            **upload_args,
+        )["UploadId"]
         try:
             parts: list[CompletedPartTypeDef] = []
             with path.open("rb") as source:
                 for number, chunk in enumerate(iter(lambda: source.read(part_bytes), b""), 1):
-                    etag = self.client.upload_part(
+                    etag = self._request(
+                        f"part {number} of {object_key}",
+                        self.client.upload_part,
                         Bucket=bucket,
                         Key=object_key,
                         UploadId=upload_id,
@@ -312,7 +363,9 @@ class R2Storage:
             if self._already_holds(object_key, size, sha256):
                 self._abort(bucket, object_key, upload_id)
                 return False
-            self.client.complete_multipart_upload(
+            self._request(
+                f"completion of the upload of {object_key}",
+                self.client.complete_multipart_upload,
                 Bucket=bucket,
                 Key=object_key,
                 UploadId=upload_id,
@@ -327,9 +380,23 @@ class R2Storage:
     def _abort(self, bucket: str, object_key: str, upload_id: str) -> None:
         """Drop an unfinished upload: its parts are billed as storage until aborted."""
         try:
-            self.client.abort_multipart_upload(Bucket=bucket, Key=object_key, UploadId=upload_id)
+            self._request(
+                f"abort of the upload of {object_key}",
+                self.client.abort_multipart_upload,
+                Bucket=bucket,
+                Key=object_key,
+                UploadId=upload_id,
+            )
         except (ClientError, BotoCoreError):
             logger.warning("could not abort the unfinished upload of %s", object_key)
+
+    def _request(
+        self, what: str, operation: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """One S3 request, sent again as `R2_RETRIES` says; `what` names it in warnings."""
+        return R2_RETRIES.call(
+            lambda: operation(*args, **kwargs), retryable=_retryable, label=f"R2 {what}"
+        )
 
     def _stored(self, object_key: str, size: int, sha256: str, uploaded: bool) -> StoredObject:
         return StoredObject(

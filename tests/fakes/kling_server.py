@@ -17,11 +17,15 @@ Generation - Image to Video" and "General Information"), over a real socket:
 Kling does not document these, so they are modelled: a refused parameter (a reused
 external_task_id included) is 400/1201 (invalid parameter value), an unknown id is
 404/1203 (resource not found), and the list is newest first. An image URL is taken as is.
+Kling documents no Retry-After header; only a refusal a test scripts with one sends it.
 
 Each result is a real MP4 made once with the ffmpeg from the imageio-ffmpeg wheel. A task
 takes `task_seconds` and holds one concurrency slot until it ends; submitting past
 `concurrency_limit` answers 1303, past `rate_limit_per_s` creations in the last second
 answers 1302. Tests can make tasks fail, report arrears, or script the next answers.
+`connections_accepted` counts the TCP connections clients opened to it;
+`submissions_per_external_id()` and `in_flight()` say what was paid for and what runs now.
+It listens on 127.0.0.1 unless given another `host` (a cluster's bridge address).
 """
 
 from __future__ import annotations
@@ -115,6 +119,8 @@ class Refusal:
     http_status: int
     code: int
     message: str
+    retry_after: str = ""
+    """Sent as the Retry-After header when not empty."""
 
 
 CONCURRENCY_REFUSAL = Refusal(429, 1303, "parallel task over resource pack limit")
@@ -131,12 +137,14 @@ class KlingFake:
         task_seconds: float = 0.1,
         concurrency_limit: int = 5,
         rate_limit_per_s: int | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.access_key = access_key
         self.secret_key = secret_key or secrets.token_hex(16)
         self.task_seconds = task_seconds
         self.concurrency_limit = concurrency_limit
         self.rate_limit_per_s = rate_limit_per_s
+        self.host = host
         self.account_error: int | None = None
         self.banned_words: set[str] = set()
         self.failures: dict[str, str] = {}
@@ -144,6 +152,7 @@ class KlingFake:
         self.submissions: list[Submission] = []
         self.create_answers: Counter[int] = Counter()
         self.peak_in_flight = 0
+        self.connections_accepted = 0
         self._tasks: dict[str, _Task] = {}
         self._by_external_id: dict[str, str] = {}
         self._recent_creations: deque[float] = deque()
@@ -195,19 +204,41 @@ class KlingFake:
         with self._lock:
             self._stalls.extend([seconds] * times)
 
-    def create(self, body: Any) -> tuple[int, int, str, Any]:
-        """POST /v1/videos/image2video: (http status, code, message, data)."""
+    def create(self, body: Any) -> tuple[int, int, str, Any, dict[str, str]]:
+        """POST /v1/videos/image2video: (http status, code, message, data, extra headers)."""
+        headers: dict[str, str] = {}
         with self._lock:
             refusal = self._refusals.popleft() if self._refusals else None
             if refusal is None:
                 answer = self._create_locked(body, time.monotonic())
             else:
                 answer = (refusal.http_status, refusal.code, refusal.message, None)
+                if refusal.retry_after:
+                    headers["Retry-After"] = refusal.retry_after
             self.create_answers[answer[1]] += 1
             stall = self._stalls.popleft() if answer[1] == 0 and self._stalls else 0.0
         if stall:
             time.sleep(stall)
-        return answer
+        return (*answer, headers)
+
+    def submissions_per_external_id(self) -> Counter[str]:
+        """How many tasks were created (and paid for) under each external_task_id."""
+        with self._lock:
+            return Counter(submission.external_task_id for submission in self.submissions)
+
+    def in_flight(self) -> list[str]:
+        """The external_task_id of every task that has not ended yet."""
+        with self._lock:
+            now = time.monotonic()
+            return [
+                task.submission.external_task_id
+                for task in self._tasks.values()
+                if task.finish_at > now
+            ]
+
+    def count_connection(self) -> None:
+        with self._lock:
+            self.connections_accepted += 1
 
     def _create_locked(self, body: Any, now: float) -> tuple[int, int, str, Any]:
         if self.account_error == 1101:
@@ -428,8 +459,12 @@ class _KlingHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, kling: KlingFake) -> None:
-        super().__init__(("127.0.0.1", 0), _KlingHandler)
+        super().__init__((kling.host, 0), _KlingHandler)
         self.kling = kling
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.kling.count_connection()
+        super().process_request(request, client_address)
 
 
 class _KlingHandler(BaseHTTPRequestHandler):
@@ -489,7 +524,14 @@ class _KlingHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(video)
 
-    def _answer(self, http_status: int, code: int, message: str, data: Any = None) -> None:
+    def _answer(
+        self,
+        http_status: int,
+        code: int,
+        message: str,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         envelope = {
             "code": code,
             "message": message,
@@ -500,5 +542,7 @@ class _KlingHandler(BaseHTTPRequestHandler):
         self.send_response(http_status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)

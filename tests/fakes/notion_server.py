@@ -9,7 +9,7 @@ and Notion's error shape `{"object": "error", "status", "code", "message", "requ
 
 Timestamps are rounded down to the minute as Notion does. A token bucket can rate limit
 every request (429 with Retry-After), and faults (429, 529 service_overload with
-Retry-After, 409, 500, 503, timeouts) can be injected at a rate or one at a time; a faulty
+Retry-After, 409, 500, 503, timeouts) can be injected at a rate or per request; a faulty
 write either fails before it changes anything or after the change was applied, chosen per
 request, because both happen in real life. Tests read state directly through the helpers
 at the end of `FakeNotion`.
@@ -21,7 +21,8 @@ over the workspace's upload limit, which `users/me` reports as
 `bot.workspace_limits.max_file_upload_size_in_bytes` (5 MiB on a free plan, where
 multi-part uploads are refused too; 5 GiB on a paid plan). A webhook subscriber gets
 `page.properties_updated` events as Notion aggregates them: the first edit of a page is
-sent at once, and the edits of the following minute go out together in one later event.
+sent at once, and the edits of the following minute go out together in one later event
+(at the end of that minute on the server's clock, which `advance_clock` moves).
 The name of the reverse side of a two-way relation can be forced, because Notion does
 not document that it keeps the `synced_property_name` asked for.
 """
@@ -364,12 +365,15 @@ class SeededWorkspace:
 
 
 @dataclass
-class OneShotFault:
+class RequestFault:
+    """A fault for the next `remaining` matching requests (None: every one from now on)."""
+
     method: str
     path_pattern: re.Pattern[str]
     kind: FaultKind
     after_apply: bool
     retry_after_s: int
+    remaining: int | None
 
 
 @dataclass(frozen=True)
@@ -389,9 +393,9 @@ class WebhookDelivery:
 
 @dataclass
 class _PageEvents:
-    """Aggregation state of one page: when its window ends, and what waits for it."""
+    """Aggregation state of one page: when its window ends (server clock), what waits."""
 
-    window_ends: float
+    window_ends: datetime
     authors: dict[str, str] = field(default_factory=dict)
     properties: list[str] = field(default_factory=list)
     timer: threading.Timer | None = None
@@ -449,12 +453,13 @@ class FakeNotion:
         self._rate_per_s = rate_limit_per_s
         self._bucket_size = float(rate_limit_burst)
         self._bucket = float(rate_limit_burst)
-        self._bucket_at = time.monotonic()
+        self._rate_clock: Callable[[], float] = time.monotonic
+        self._bucket_at = self._rate_clock()
         self._fault_rate = 0.0
         self._fault_kinds: tuple[FaultKind, ...] = ALL_FAULT_KINDS
         self._fault_random = random.Random(0)
         self.fault_delay_s = fault_delay_s
-        self._one_shot_faults: list[OneShotFault] = []
+        self._request_faults: list[RequestFault] = []
         self.add_token(token)
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         self._register_routes()
@@ -564,13 +569,23 @@ class FakeNotion:
         with self._lock:
             self._shared[token or self.token].discard(object_id)
 
-    def set_rate_limit(self, per_second: float | None, burst: int = 3) -> None:
-        """An average request rate per second (token bucket of `burst`), or None for none."""
+    def set_rate_limit(
+        self,
+        per_second: float | None,
+        burst: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """An average request rate per second (token bucket of `burst`), or None for none.
+
+        The bucket fills as `clock` (seconds) goes on: a test can share its own clock
+        with the client it paces.
+        """
         with self._lock:
             self._rate_per_s = per_second
+            self._rate_clock = clock
             self._bucket_size = float(burst)
             self._bucket = float(burst)
-            self._bucket_at = time.monotonic()
+            self._bucket_at = clock()
 
     def inject_faults(
         self,
@@ -600,19 +615,42 @@ class FakeNotion:
         *,
         after_apply: bool = False,
         retry_after_s: int = 1,
+        times: int | None = 1,
     ) -> None:
-        """Fails the next request whose method and path (`re.search`) match, once."""
+        """Fails the next `times` requests whose method and path (`re.search`) match.
+
+        `times=None` fails every matching request until `clear_faults()`.
+        """
         with self._lock:
-            self._one_shot_faults.append(
-                OneShotFault(
-                    method.upper(), re.compile(path_regex), kind, after_apply, retry_after_s
+            self._request_faults.append(
+                RequestFault(
+                    method.upper(), re.compile(path_regex), kind, after_apply, retry_after_s, times
                 )
             )
 
+    def clear_faults(self) -> None:
+        """Stops every injected fault, at a rate or set with `fail_next`."""
+        with self._lock:
+            self._request_faults.clear()
+            self._fault_rate = 0.0
+
     def advance_clock(self, seconds: float) -> None:
-        """Moves the server's clock forward (timestamps, upload and URL expiry)."""
+        """Moves the server's clock (timestamps, upload and URL expiry, webhook windows).
+
+        Webhook events whose aggregation window ends by the new time are sent before this
+        returns.
+        """
         with self._lock:
             self._clock_offset += timedelta(seconds=seconds)
+            now = self._now()
+            due = [
+                (subscription, page_id)
+                for subscription in self._subscriptions
+                for page_id, state in subscription.pages.items()
+                if state.timer is not None and state.window_ends <= now
+            ]
+        for subscription, page_id in due:
+            self._deliver_aggregated(subscription, page_id)
 
     def expire_upload(self, upload_id: str) -> None:
         with self._lock:
@@ -825,7 +863,7 @@ class FakeNotion:
         with self._lock:
             if self._rate_per_s is None:
                 return
-            now = time.monotonic()
+            now = self._rate_clock()
             self._bucket = min(
                 self._bucket_size, self._bucket + (now - self._bucket_at) * self._rate_per_s
             )
@@ -838,9 +876,12 @@ class FakeNotion:
 
     def _pick_fault(self, method: str, path: str) -> PickedFault | None:
         with self._lock:
-            for fault in self._one_shot_faults:
+            for fault in self._request_faults:
                 if fault.method == method and fault.path_pattern.search(path):
-                    self._one_shot_faults.remove(fault)
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                        if fault.remaining <= 0:
+                            self._request_faults.remove(fault)
                     # Notion limits and sheds load before doing any work.
                     after_apply = fault.after_apply and fault.kind not in ("429", "529")
                     return PickedFault(fault.kind, after_apply, fault.retry_after_s)
@@ -1490,29 +1531,42 @@ class FakeNotion:
     # ----- webhooks ------------------------------------------------------------------
 
     def _page_properties_updated(self, page: Page, property_ids: list[str], editor: str) -> None:
-        """The first edit of a page goes out at once; the next minute's edits in one event."""
+        """The first edit of a page goes out at once; the next minute's edits in one event.
+
+        The window is measured on the server's clock: it ends in real time, or at once
+        when `advance_clock` moves past its end.
+        """
         author_type = "bot" if editor in self._bots.values() else "person"
-        now = time.monotonic()
+        now = self._now()
         for subscription in self._subscriptions:
             state = subscription.pages.get(page.id)
             if state is None or now >= state.window_ends:
-                subscription.pages[page.id] = _PageEvents(now + subscription.aggregation_s)
-                event = self._page_event(subscription, page, {editor: author_type}, property_ids)
+                window = timedelta(seconds=subscription.aggregation_s)
+                subscription.pages[page.id] = _PageEvents(now + window)
+                event = self._page_event(subscription, page.id, {editor: author_type}, property_ids)
                 threading.Thread(target=self._deliver, args=(subscription, event)).start()
                 continue
             state.authors[editor] = author_type
             state.properties.extend(p for p in property_ids if p not in state.properties)
             if state.timer is None:
                 state.timer = threading.Timer(
-                    state.window_ends - now, self._deliver_aggregated, (subscription, page)
+                    (state.window_ends - now).total_seconds(),
+                    self._deliver_aggregated,
+                    (subscription, page.id),
                 )
                 state.timer.daemon = True
                 state.timer.start()
 
-    def _deliver_aggregated(self, subscription: WebhookSubscription, page: Page) -> None:
+    def _deliver_aggregated(self, subscription: WebhookSubscription, page_id: str) -> None:
         with self._lock:
-            state = subscription.pages[page.id]
-            event = self._page_event(subscription, page, state.authors, state.properties)
+            state = subscription.pages[page_id]
+            timer = state.timer
+            if timer is None:
+                return
+            # Either the timer or advance_clock sends the event, whichever comes first.
+            if timer is not threading.current_thread():
+                timer.cancel()
+            event = self._page_event(subscription, page_id, state.authors, state.properties)
             state.timer = None
             state.authors, state.properties = {}, []
         self._deliver(subscription, event)
@@ -1520,10 +1574,11 @@ class FakeNotion:
     def _page_event(
         self,
         subscription: WebhookSubscription,
-        page: Page,
+        page_id: str,
         authors: dict[str, str],
         property_ids: list[str],
     ) -> Json:
+        page = self._pages[page_id]
         parent = page.parent
         return {
             "id": new_id(),

@@ -19,6 +19,7 @@ from prefect._internal.pydantic.v2_schema import create_v2_schema
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
 from prefect.exceptions import NotPausedError
+from prefect.input import RunInput
 from prefect.utilities.schema_tools import ValidationError, validate
 from pydantic import BaseModel
 from pydantic import ValidationError as ModelValidationError
@@ -31,8 +32,12 @@ from clipgate.models import AnswerSource, ReviewDecision
 from clipgate.settings import Settings
 from clipgate.states import Status
 from clipgate.store import Store
-from clipgate.wiring import existing_store, store_description
-from tasks.review import ReviewInput
+from clipgate.wiring import existing_store, unknown_project
+
+
+class ReviewInput(ReviewDecision, RunInput):
+    """The resume form: approve, or flag clips 1-18 with optional notes."""
+
 
 # The run reports Paused a moment before it stores its input schema; until then the
 # server refuses to resume it, and the answer must be given again shortly.
@@ -82,10 +87,7 @@ def submit_answer(
     store = existing_store(settings)
     row = store.project(project_id)
     if row is None:
-        raise InputError(
-            f"no video project {project_id!r} in {store_description(settings)}; "
-            "set CLIPGATE_HOME to the folder the gate ran in"
-        )
+        raise unknown_project(settings, project_id)
     answering = review_round or row.review_round
     earlier = gate.recorded_answer(store, project_id, answering)
     if earlier is None and row.status != Status.VIDEO_READY:
@@ -129,7 +131,7 @@ def deliver(
         state = _run_state(run_id)
         beat = store.heartbeat(project_id)
         alive = is_alive(beat) and beat is not None and beat.flow_run_id == run_id
-        if state is None or state.is_final() or not (alive or _suspended(state)):
+        if state is None or state.is_final() or not (alive or is_suspended(state)):
             return False, (
                 f"the answer is recorded, but run {run_id} has no process to take it; "
                 f"run `clipgate recover {project_id}` to finish the project"
@@ -182,7 +184,7 @@ def _run_state(flow_run_id: str) -> State[Any] | None:
         return client.read_flow_run(UUID(flow_run_id)).state
 
 
-def _suspended(state: State[Any]) -> bool:
+def is_suspended(state: State[Any]) -> bool:
     # A suspended run holds no process: resuming it schedules it again on a worker.
     return state.is_paused() and bool(state.state_details.pause_reschedule)
 
