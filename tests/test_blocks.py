@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from prefect import flow
 from pydantic import SecretStr
 
+from blocks.kling import KlingAccount
 from clipgate.generators.kling import KlingConfig
 from clipgate.notion.gateway import NotionConfig
 from clipgate.settings import Settings, load_settings
@@ -43,3 +45,27 @@ def test_saved_blocks_load_back_as_the_same_configs(
     assert loaded.kling is not None
     assert loaded.kling.secret_key.get_secret_value() == "kling-secret"
     assert load_settings().notion is None
+
+
+@pytest.mark.usefixtures("prefect_api_url")
+def test_a_flow_run_reads_its_blocks_once_and_the_next_run_sees_them_edited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside one run every load gives the Block as first read; a new run reads it again."""
+    KlingAccount(config=KLING).save("t-kling-edited", overwrite=True)
+    monkeypatch.setenv("CLIPGATE_KLING_BLOCK", "t-kling-edited")
+
+    @flow
+    def reads_twice_around_an_edit(mode: str) -> tuple[str, str]:
+        first = load_run_settings().kling
+        KlingAccount(config=KLING.model_copy(update={"mode": mode})).save(
+            "t-kling-edited", overwrite=True
+        )
+        second = load_run_settings().kling
+        assert first is not None
+        assert second is not None
+        return first.mode, second.mode
+
+    assert reads_twice_around_an_edit("std") == ("pro", "pro")
+    assert reads_twice_around_an_edit("pro") == ("std", "std")
+    assert load_run_settings().kling == KLING

@@ -135,14 +135,21 @@ def test_review_a_run_in_the_room_from_first_look_to_evidence(
         summary = run.finish()
         assert summary.status in ("generating_audio", "audio_ready")
 
-        page.goto(f"{room}/projects/{project.project_id}")
-        expect(page.locator("#answered")).to_contain_text("Round 2 was answered by ana")
-        evidence = page.locator("#evidence tbody tr")
+        # The answered page reloads itself as the run moves on, so the evidence is read in a
+        # second tab that nothing navigates away from.
+        expect(page.locator("#answered")).to_contain_text(
+            "Round 2 was answered by ana", timeout=30_000
+        )
+        later = browser.new_page(viewport={"width": 1440, "height": 900})
+        later.set_default_timeout(30_000)
+        later.goto(f"{room}/projects/{project.project_id}")
+        expect(later.locator("#answered")).to_contain_text("Round 2 was answered by ana")
+        evidence = later.locator("#evidence tbody tr")
         expect(evidence).to_have_count(2)
         expect(evidence.nth(0)).to_contain_text("horizon wobbles at 0:00")
         expect(evidence.nth(1)).to_contain_text("approve")
-        expect(page.locator("#send-flags")).to_have_count(0)
-        page.screenshot(path=shots / "evidence.png", full_page=True)
+        expect(later.locator("#send-flags")).to_have_count(0)
+        later.screenshot(path=shots / "evidence.png", full_page=True)
 
     assert main(["audit", project.project_id, "--json"]) == 0
     exported = json.loads(capsys.readouterr().out)
