@@ -60,6 +60,7 @@ from clipgate.samples import make_sample_project
 from clipgate.store import open_store
 from tests.fakes.kling_server import KlingFake
 from tests.fakes.moto_server import create_public_bucket
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -125,14 +126,6 @@ def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
             f"{done.stderr[-3000:]}"
         )
     return done
-
-
-def free_port(host: str) -> int:
-    """A port on `host` nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

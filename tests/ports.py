@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 nobody listens on right now."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on `host` nobody listens on right now."""
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
