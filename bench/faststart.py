@@ -120,8 +120,7 @@ def copies_in(
     sources: list[Path], folder: Path, state: str, names: list[str] | None = None
 ) -> list[Path]:
     """Copies of `sources` (named `names`) in an empty `folder`, fresh or on disk."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    empty_folder(folder)
     os.sync()
     copies = [folder / name for name in names or [source.name for source in sources]]
     for source, copy in zip(sources, copies, strict=True):

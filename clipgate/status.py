@@ -119,13 +119,7 @@ def project_detail(
         review_url=review_page_url(room_url, project.project_id),
         flagged_clips=project.flagged_clip_numbers,
         clips=[
-            ClipState(
-                number=clip.number,
-                attempt=clip.attempt,
-                duration_s=clip.duration_s,
-                faststart=clip.faststart,
-                url=clip.url,
-            )
+            ClipState.model_validate(clip.stored_fields())
             for clip in store.clips(project.project_id)
         ],
         rounds=[

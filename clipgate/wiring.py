@@ -8,7 +8,10 @@ import threading
 from functools import cache
 from pathlib import Path
 
-from clipgate.errors import ClipgateError, ConfigurationError, InputError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, create_engine, select
+
+from clipgate.errors import ConfigurationError, InputError
 from clipgate.generators import ClipGenerator
 from clipgate.generators.kling import KlingConfig, KlingGenerator
 from clipgate.generators.local import LocalMotionGenerator
@@ -17,7 +20,7 @@ from clipgate.states import Status
 from clipgate.storage import ClipStorage
 from clipgate.storage.local import LocalStorage
 from clipgate.storage.r2 import R2Config, R2Storage, r2_storage
-from clipgate.store import Store, open_store, sqlite_file
+from clipgate.store import ProjectRow, Store, open_store, sqlite_file
 
 _kling_generators_lock = threading.Lock()
 _kling_generators: dict[KlingConfig, KlingGenerator] = {}
@@ -136,12 +139,19 @@ def _demo_hint(settings: Settings, project_id: str | None) -> str:
         return (
             f"the demo's database is {demo_database}: `{home} clipgate status` lists its projects"
         )
+    # Read only: wording an error must not upgrade or otherwise touch another database.
+    read_only = create_engine(f"sqlite:///file:{demo_database}?mode=ro&uri=true")
     try:
-        row = open_store(f"sqlite:///{demo_database}", create=False).project(project_id)
-    except ClipgateError:
+        with Session(read_only) as demo:
+            found = demo.exec(
+                select(ProjectRow.status).where(ProjectRow.project_id == project_id)
+            ).first()
+    except SQLAlchemyError:
         return "the demo prints the exact commands for its own folder"
-    if row is None:
+    finally:
+        read_only.dispose()
+    if found is None:
         return f"it is not in the demo's database {demo_database} either"
-    waiting = row.status == Status.VIDEO_READY
+    waiting = found == Status.VIDEO_READY
     command = f"review {project_id} --approve" if waiting else f"status {project_id}"
     return f"it is in the demo's database {demo_database}: `{home} clipgate {command}`"

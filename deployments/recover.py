@@ -63,6 +63,15 @@ def recover_project(settings: Settings, project_id: str, out: TextIO) -> int:
                 file=out,
             )
             return 0
+        if deployed.is_final() and not deployed.is_crashed():
+            # Failed, Cancelled or Completed on its own: its worker was there to say so.
+            print(
+                f"run {row.flow_run_id} of {project_id} ended {deployed.name}"
+                f"{f' ({deployed.message})' if deployed.message else ''}; it did not lose its "
+                "worker, so there is nothing to recover",
+                file=out,
+            )
+            return 0
         return _requeue(row.flow_run_id, project_id, out)
     if row.flow_run_id:
         _mark_crashed(row.flow_run_id)

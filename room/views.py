@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -18,9 +18,9 @@ from clipgate.gate import RecordedAnswer, audit, latest_answer, recorded_answer
 from clipgate.links import clip_url, proxy_url, strip_url, thumbnail_url
 from clipgate.models import CLIP_COUNT, ClipKey, Decision, VideoProject
 from clipgate.states import Status
+from clipgate.status import STUCK_AFTER
 from clipgate.store import GenerationAttemptRow, ProjectRow, ReviewEventRow, Store, as_utc, utc_now
 
-STUCK_AFTER = timedelta(minutes=90)
 WAITING = Status.VIDEO_READY
 
 _SLUG = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"

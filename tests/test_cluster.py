@@ -82,6 +82,7 @@ def test_six_reviews_on_two_workers_survive_a_worker_killed_mid_round(tmp_path: 
     assert story.killed_mid_round
     assert story.in_flight_at_kill
     assert sorted(story.requeued) == sorted(story.crashed) == sorted(story.killed_mid_round)
+    assert sorted(story.awaiting_retry) == sorted(story.killed_mid_round)
     for project in story.killed_mid_round:
         assert set(story.rerun_on[project]) == {story.survivor}
 

@@ -25,15 +25,8 @@ KLING_LIMIT = GENERATION_LIMITS["kling"]
 def kling(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[KlingFake]:
     """A local Kling with room for 10 one-second tasks, and settings that send clips to it."""
     with KlingFake(task_seconds=1.0, concurrency_limit=10) as fake:
-        monkeypatch.setenv("CLIPGATE_GENERATOR", "kling")
-        for name, value in {
-            "ACCESS_KEY": fake.access_key,
-            "SECRET_KEY": fake.secret_key,
-            "BASE_URL": fake.base_url,
-            "POLL_INITIAL_S": "0.05",
-            "POLL_MAX_S": "0.1",
-        }.items():
-            monkeypatch.setenv(f"CLIPGATE_KLING__{name}", value)
+        for name, value in fake.environment(poll_initial_s="0.05", poll_max_s="0.1").items():
+            monkeypatch.setenv(name, value)
         yield fake
 
 

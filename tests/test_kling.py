@@ -44,6 +44,7 @@ from clipgate.models import ClipKey, ClipSpec
 from clipgate.settings import Settings, load_settings
 from clipgate.wiring import build_generator
 from tests.fakes.kling_server import CONCURRENCY_REFUSAL, KlingFake, Refusal
+from tests.log_helpers import retry_warnings
 
 Outcome = GenerationResult | Exception
 
@@ -75,11 +76,6 @@ def real_waits() -> Iterator[None]:
     """Retries wait as the policy says (milliseconds here): riding out a queue takes time."""
     with stamina.set_testing(False):
         yield
-
-
-def retry_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The warnings the retry policy logged, one per retry."""
-    return [r.getMessage() for r in caplog.records if r.name == "clipgate.retries"]
 
 
 def config_for(fake: KlingFake, **overrides: Any) -> KlingConfig:
@@ -681,16 +677,9 @@ def test_a_retry_after_beyond_the_retry_timeout_fails_at_once(
 
 def kling_settings(kling: KlingFake, monkeypatch: pytest.MonkeyPatch, **fields: str) -> Settings:
     """Settings that send every clip to `kling`, set as the environment sets them."""
-    monkeypatch.setenv("CLIPGATE_GENERATOR", "kling")
-    for name, value in {
-        "ACCESS_KEY": kling.access_key,
-        "SECRET_KEY": kling.secret_key,
-        "BASE_URL": kling.base_url,
-        "POLL_INITIAL_S": "0.02",
-        "POLL_MAX_S": "0.05",
-        **fields,
-    }.items():
-        monkeypatch.setenv(f"CLIPGATE_KLING__{name}", value)
+    environment = kling.environment(poll_initial_s="0.02", poll_max_s="0.05", **fields)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     return load_settings()
 
 
@@ -723,9 +712,9 @@ def test_other_credentials_or_settings_get_a_generator_of_their_own(
     first = build_generator(kling_settings(kling, monkeypatch))
     again = build_generator(load_settings())
     other_secret = build_generator(
-        kling_settings(kling, monkeypatch, SECRET_KEY=secrets.token_hex(16))
+        kling_settings(kling, monkeypatch, secret_key=secrets.token_hex(16))
     )
-    other_mode = build_generator(kling_settings(kling, monkeypatch, MODE="pro"))
+    other_mode = build_generator(kling_settings(kling, monkeypatch, mode="pro"))
 
     assert again is first
     assert len({id(first), id(other_secret), id(other_mode)}) == 3

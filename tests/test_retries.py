@@ -9,6 +9,7 @@ from email.utils import format_datetime
 import pytest
 
 from clipgate.retries import RetryPolicy, Verdict, retry_after_s
+from tests.log_helpers import retry_warnings
 
 
 class Busy(Exception):
@@ -33,10 +34,6 @@ def busy_is_retryable(error: Exception) -> Verdict:
     return isinstance(error, Busy)
 
 
-def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "clipgate.retries"]
-
-
 def test_failures_the_predicate_accepts_are_retried_with_one_warning_each(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -47,7 +44,7 @@ def test_failures_the_predicate_accepts_are_retried_with_one_warning_each(
 
     assert result == "done"
     assert operation.calls == 3
-    warnings = warnings_of(caplog)
+    warnings = retry_warnings(caplog)
     assert [w.split(";")[0] for w in warnings] == ["clip 3: busy 1", "clip 3: busy 2"]
     for number, warning in enumerate(warnings, 1):
         assert re.search(rf"; retry {number} of 4 in \d+\.\d s$", warning), warning
@@ -63,7 +60,7 @@ def test_a_failure_the_predicate_refuses_is_raised_after_one_call(
         RetryPolicy().call(operation, retryable=lambda error: False, label="x")
 
     assert operation.calls == 1
-    assert warnings_of(caplog) == []
+    assert retry_warnings(caplog) == []
 
 
 def test_the_last_error_is_raised_when_the_attempts_run_out(
@@ -76,7 +73,7 @@ def test_the_last_error_is_raised_when_the_attempts_run_out(
         RetryPolicy(attempts=3).call(operation, retryable=busy_is_retryable, label="x")
 
     assert operation.calls == 3
-    assert len(warnings_of(caplog)) == 2
+    assert len(retry_warnings(caplog)) == 2
 
 
 def test_backoff_doubles_from_the_initial_wait_up_to_the_cap(
@@ -88,7 +85,7 @@ def test_backoff_doubles_from_the_initial_wait_up_to_the_cap(
     with pytest.raises(Busy):
         policy.call(Flaky(10), retryable=busy_is_retryable, label="x")
 
-    waits = [float(w.rsplit(" in ", 1)[1].removesuffix(" s")) for w in warnings_of(caplog)]
+    waits = [float(w.rsplit(" in ", 1)[1].removesuffix(" s")) for w in retry_warnings(caplog)]
     ceilings = [1.0, 2.0, 4.0, 4.0]
     assert len(waits) == len(ceilings)
     for wait, ceiling in zip(waits, ceilings, strict=True):
@@ -103,7 +100,7 @@ def test_the_wait_a_server_asks_for_replaces_the_backoff(
 
     policy.call(Flaky(1), retryable=lambda error: 7.5, label="x")
 
-    (warning,) = warnings_of(caplog)
+    (warning,) = retry_warnings(caplog)
     assert warning.endswith("; retry 1 of 2 in 7.5 s")
 
 
@@ -117,7 +114,7 @@ def test_a_wait_that_would_end_past_the_deadline_is_not_started(
         RetryPolicy(timeout_s=600).call(operation, retryable=lambda error: 3600.0, label="x")
 
     assert operation.calls == 1
-    assert warnings_of(caplog) == []
+    assert retry_warnings(caplog) == []
 
 
 def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import boto3
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -49,7 +48,7 @@ from prefect_glue.clip_cache import NOT_SERIALIZED, clip_result_storage
 from prefect_glue.clip_locks import LeasedRedisLockManager
 from tests.conftest import SMALL_CLIPS
 from tests.fakes.kling_server import KlingFake
-from tests.fakes.moto_server import create_public_bucket, running_moto_server
+from tests.fakes.moto_server import admin_client, create_public_bucket, running_moto_server
 from tests.flow_helpers import FlowInThread, answer, eventually, paused_round
 from tests.ports import free_port
 from tests.postgres_prefect import POSTGRES, prefect_server_on_postgresql
@@ -153,13 +152,7 @@ class Machine:
 @pytest.fixture
 def cluster(postgres_prefect: str, s3_endpoint: str, tmp_path: Path) -> Iterator[Cluster]:
     """Fresh shared parts for one test: Kling, store schema, buckets, results block, limits."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="AKIATEST",
-        aws_secret_access_key="admin-secret",  # noqa: S106
-    )
+    s3 = admin_client(s3_endpoint)
     clips_bucket = create_public_bucket(s3)
     results = f"results-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=results)
@@ -199,12 +192,7 @@ def cluster(postgres_prefect: str, s3_endpoint: str, tmp_path: Path) -> Iterator
             "CLIPGATE_R2__BUCKET": clips_bucket,
             "CLIPGATE_R2__ENDPOINT_URL": s3_endpoint,
             "CLIPGATE_R2__PUBLIC_BASE_URL": f"{s3_endpoint}/{clips_bucket}",
-            "CLIPGATE_GENERATOR": "kling",
-            "CLIPGATE_KLING__ACCESS_KEY": kling.access_key,
-            "CLIPGATE_KLING__SECRET_KEY": kling.secret_key,
-            "CLIPGATE_KLING__BASE_URL": kling.base_url,
-            "CLIPGATE_KLING__POLL_INITIAL_S": "0.05",
-            "CLIPGATE_KLING__POLL_MAX_S": "0.1",
+            **kling.environment(poll_initial_s="0.05", poll_max_s="0.1"),
             "CLIPGATE_ROOM_PORT": str(free_port()),
         }
         yield Cluster(postgres_prefect, environment, kling, store, results, s3, tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -23,14 +24,18 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.deployments.runner import RunnerDeployment
+from prefect.states import Failed
 
+from clipgate import gate
 from clipgate.errors import InputError
 from clipgate.ffmpeg import run_ffmpeg
+from clipgate.liveness import Heartbeat
 from clipgate.manifest import MAX_FETCH_BYTES, load_manifest
 from clipgate.models import VideoProject
 from clipgate.samples import make_sample_project
 from clipgate.settings import Settings, load_settings
 from clipgate.wiring import build_store
+from deployments.recover import recover_project
 from deployments.start import PROJECT_TAG
 from flows.video_review import video_review
 from tests.flow_helpers import eventually, paused_round
@@ -374,6 +379,41 @@ def test_start_on_a_deployment_once(
         f"clipgate: no deployment video-review/no-such on the Prefect server at {prefect_api_url}"
         in unknown.stderr
     )
+
+
+def test_recover_leaves_a_deployed_run_that_failed_on_its_own(
+    prefect_api_url: str, settings: Settings, project: VideoProject
+) -> None:
+    """A deployed run that ended Failed is reported as such, never put back on its pool."""
+    deployment = cast(
+        RunnerDeployment, video_review.to_deployment(name=f"failed-{project.project_id}")
+    )
+    deployment_id = cast(UUID, deployment.apply())
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(
+            deployment_id, parameters={"project": project.model_dump(mode="json")}
+        )
+        client.set_flow_run_state(run.id, Failed(message="Kling refused the still"), force=True)
+    store = build_store(settings)
+    gate.register_project(store, project, str(run.id))
+    store.save_project_spec(project.project_id, project.model_dump(mode="json"))
+    with Heartbeat(store, project.project_id, str(run.id)):
+        pass  # as the flow does: it beat while it ran, and stopped when it ended
+    said = io.StringIO()
+    try:
+        assert recover_project(settings, project.project_id, said) == 0
+        with get_client(sync_client=True) as client:
+            states = [state.name for state in client.read_flow_run_states(run.id)]
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_flow_run(run.id)
+            client.delete_deployment(deployment_id)
+    assert said.getvalue() == (
+        f"run {run.id} of {project.project_id} ended Failed (Kling refused the still); it did "
+        "not lose its worker, so there is nothing to recover\n"
+    )
+    assert "AwaitingRetry" not in states
+    assert "Crashed" not in states
 
 
 @pytest.mark.end_to_end

@@ -1,4 +1,4 @@
-"""`clipgate status` and finding the database: read from the store, never write to it."""
+"""`clipgate status` and finding the database: read the store, never create one."""
 
 from __future__ import annotations
 

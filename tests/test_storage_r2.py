@@ -38,6 +38,7 @@ from clipgate.storage.r2 import (
     r2_storage,
 )
 from tests.fakes.moto_server import create_public_bucket, running_moto_server
+from tests.log_helpers import retry_warnings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -596,11 +597,6 @@ def r2_answers_first(
         client.meta.events.unregister("before-send.s3", answer)  # type: ignore[arg-type]
 
 
-def retry_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The warnings the retry policy logged, one per retry."""
-    return [r.getMessage() for r in caplog.records if r.name == "clipgate.retries"]
-
-
 def test_r2_slowing_an_upload_down_is_ridden_out_after_its_retry_after(
     make_config: Callable[..., R2Config],
     admin: S3Client,
@@ -608,7 +604,7 @@ def test_r2_slowing_an_upload_down_is_ridden_out_after_its_retry_after(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """503 SlowDown with Retry-After: 2, then moto: sent again after the 2 s asked, stored once."""
+    """503 SlowDown, Retry-After: 2, then moto: logged as a 2 s wait, sent again, stored once."""
     storage = r2_storage(make_config())
     clip = write_clip(tmp_path / "clip.mp4", seed=7, size=40_000)
     slow_down: Scripted = (503, "SlowDown", {"Retry-After": "2"})

@@ -53,17 +53,10 @@ def kling(
 ) -> Iterator[KlingFake]:
     """A local Kling with room for 10 tasks, and settings that send every clip to it."""
     with KlingFake(task_seconds=0.3, concurrency_limit=10) as fake:
-        monkeypatch.setenv("CLIPGATE_GENERATOR", "kling")
-        for name, value in {
-            "ACCESS_KEY": fake.access_key,
-            "SECRET_KEY": fake.secret_key,
-            "BASE_URL": fake.base_url,
-            "RETRY_INITIAL_S": "0.01",
-            "RETRY_MAX_S": "0.05",
-            "POLL_INITIAL_S": "0.05",
-            "POLL_MAX_S": "0.1",
-        }.items():
-            monkeypatch.setenv(f"CLIPGATE_KLING__{name}", value)
+        for name, value in fake.environment(
+            retry_initial_s="0.01", retry_max_s="0.05", poll_initial_s="0.05", poll_max_s="0.1"
+        ).items():
+            monkeypatch.setenv(name, value)
         ensure_concurrency_limits({GENERATION_LIMITS["kling"]: GLOBAL_LIMIT})
         yield fake
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import boto3
 import httpx
 import pytest
 
 from clipgate.models import VideoProject
 from clipgate.settings import Settings, load_settings
 from clipgate.wiring import build_store
-from tests.fakes.moto_server import create_public_bucket, running_moto_server
+from tests.fakes.moto_server import admin_client, create_public_bucket, running_moto_server
 from tests.flow_helpers import FlowInThread, answer, paused_round
 
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
@@ -23,14 +22,7 @@ def r2_channel(
 ) -> Iterator[str]:
     """Settings that store the project's channel in a fresh, publicly readable bucket."""
     with running_moto_server() as endpoint:
-        admin = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="AKIATEST",
-            aws_secret_access_key="admin-secret",  # noqa: S106
-        )
-        bucket = create_public_bucket(admin)
+        bucket = create_public_bucket(admin_client(endpoint))
         public_base_url = f"{endpoint}/{bucket}"
         monkeypatch.setenv("CLIPGATE_CHANNEL_STORAGE", f'{{"{project.channel}": "r2"}}')
         monkeypatch.setenv("CLIPGATE_R2__ACCOUNT_ID", ACCOUNT_ID)

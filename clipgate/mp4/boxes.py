@@ -94,10 +94,10 @@ def read_layout(fd: int) -> Layout:
     return Layout(file_size, _read_top_level(fd, file_size))
 
 
-def _read_top_level(fd: int, file_size: int, start: int = 0) -> list[Box]:
-    """Walk the top-level boxes from `start` to the end by seeking from header to header."""
+def _read_top_level(fd: int, file_size: int) -> list[Box]:
+    """Walk the top-level boxes to the end of the file by seeking from header to header."""
     boxes: list[Box] = []
-    offset = start
+    offset = 0
     while offset < file_size:
         header = os.pread(fd, 16, offset)
         if len(header) < 8:

@@ -14,9 +14,9 @@ def thumbnail(clip: Path, output: Path, width: int = 120) -> Path:
     # and starts faster without subprocess and imageio_ffmpeg, which only thumbnails need.
     import subprocess
 
-    from clipgate.ffmpeg import ffmpeg_exe
+    from clipgate.ffmpeg import ffmpeg_exe, partial_path
 
-    partial = output.with_name(f".{output.name}.{os.getpid()}.part")
+    partial = partial_path(output)
     command = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
         "-i", str(clip), "-map", "0:v:0", "-frames:v", "1",

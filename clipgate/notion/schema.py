@@ -26,7 +26,7 @@ class VideoRowStatus(StrEnum):
     REJECTED = "rejected"
 
 
-VIDEO_STATUSES = tuple(VideoRowStatus)
+VIDEO_STATUSES = tuple(status.value for status in VideoRowStatus)
 
 VIDEOS_PROPERTIES: dict[str, str] = {
     "Name": "title",
@@ -141,7 +141,7 @@ def create_videos_database(
         "File": {"files": {}},
         "Duration": {"number": {"format": "number"}},
         "Generated Date": {"date": {}},
-        "Status": {"select": {"options": [{"name": status.value} for status in VIDEO_STATUSES]}},
+        "Status": {"select": {"options": [{"name": status} for status in VIDEO_STATUSES]}},
         "Notes": {"rich_text": {}},
         "Attempt": {"number": {"format": "number"}},
         "Task": {

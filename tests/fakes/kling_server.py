@@ -194,6 +194,16 @@ class KlingFake:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def environment(self, **settings: str) -> dict[str, str]:
+        """Environment that sends clipgate's clips here, with CLIPGATE_KLING__<NAME> settings."""
+        return {
+            "CLIPGATE_GENERATOR": "kling",
+            "CLIPGATE_KLING__ACCESS_KEY": self.access_key,
+            "CLIPGATE_KLING__SECRET_KEY": self.secret_key,
+            "CLIPGATE_KLING__BASE_URL": self.base_url,
+            **{f"CLIPGATE_KLING__{name.upper()}": value for name, value in settings.items()},
+        }
+
     def refuse_creations(self, refusal: Refusal, times: int) -> None:
         """Answer the next `times` task creations with `refusal`, creating nothing."""
         with self._lock:

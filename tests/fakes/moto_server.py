@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import boto3
 from moto.server import ThreadedMotoServer
 
 if TYPE_CHECKING:
@@ -24,6 +25,17 @@ def running_moto_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def admin_client(endpoint: str) -> S3Client:
+    """A plain S3 client on `endpoint` for setting up and inspecting buckets behind clipgate."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="AKIATEST",
+        aws_secret_access_key="admin-secret",  # noqa: S106
+    )
 
 
 def create_public_bucket(admin: S3Client) -> str:
